@@ -1,0 +1,17 @@
+# The two commands of the README: `make sweep` (the main job) and `make test`. Both do all set-up first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SIZES ?= 5,10,16,200
+
+.PHONY: setup sweep test lint bench
+setup:
+	@bash scripts/setup.sh
+
+sweep: setup
+	$(PY) manage.py poolbench --sizes $(SIZES)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,0 +1,84 @@
+"""Which database backends poolbench can pool, and how a trial's DATABASES entry is built."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+POOLABLE = ("postgresql", "mysql")
+
+# The connection modes a trial can use, and the vendors that support each.
+MODES: dict[str, tuple[str, ...]] = {
+    "pool": ("postgresql",),  # Django's native psycopg pool
+    "queuepool": ("postgresql", "mysql"),  # SQLAlchemy QueuePool through django-db-connection-pool
+    "persistent": ("postgresql", "mysql"),  # CONN_MAX_AGE > 0: one connection per thread
+    "none": ("postgresql", "mysql"),  # CONN_MAX_AGE = 0: a connection per request
+}
+POOLED_MODES = ("pool", "queuepool")
+
+_QUEUEPOOL_ENGINES = {
+    "postgresql": "dj_db_conn_pool.backends.postgresql",
+    "mysql": "dj_db_conn_pool.backends.mysql",
+}
+
+
+def vendor_of(engine: str) -> str:
+    """The vendor name for an ENGINE path, including pool wrappers such as dj_db_conn_pool's."""
+    engine = engine.lower()
+    if "postgres" in engine or "psycopg" in engine:
+        return "postgresql"
+    if "mysql" in engine:
+        return "mysql"
+    if "sqlite" in engine:
+        return "sqlite"
+    if "oracle" in engine:
+        return "oracle"
+    return engine.rsplit(".", 1)[-1] or "unknown"
+
+
+def default_mode(vendor: str) -> str:
+    return "pool" if vendor == "postgresql" else "queuepool"
+
+
+def base_engine(vendor: str) -> str:
+    return {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql"}[vendor]
+
+
+def trial_database(base: dict[str, Any], vendor: str, spec: Any) -> dict[str, Any]:
+    """The DATABASES entry for one trial: the alias's own settings with this trial's connection mode.
+
+    ``spec`` is a :class:`poolbench.plan.TrialSpec`.
+    """
+    db = copy.deepcopy(base)
+    options = dict(db.get("OPTIONS") or {})
+    options.pop("pool", None)
+    db.pop("POOL_OPTIONS", None)
+    db["ENGINE"] = base_engine(vendor)
+    if spec.mode == "pool":
+        pool: dict[str, Any] = {"max_size": spec.size, "timeout": spec.pool_timeout}
+        pool["min_size"] = spec.pool_min if spec.pool_min is not None else min(4, spec.size)
+        options["pool"] = pool
+        db["CONN_MAX_AGE"] = 0
+    elif spec.mode == "queuepool":
+        db["ENGINE"] = _QUEUEPOOL_ENGINES[vendor]
+        db["POOL_OPTIONS"] = {
+            "POOL_SIZE": spec.size,
+            "MAX_OVERFLOW": spec.max_overflow or 0,
+            "TIMEOUT": spec.pool_timeout,
+            "RECYCLE": -1,
+            "PRE_PING": False,
+        }
+        db["CONN_MAX_AGE"] = 0
+    elif spec.mode == "persistent":
+        db["CONN_MAX_AGE"] = spec.conn_max_age if spec.conn_max_age else 600
+    else:
+        db["CONN_MAX_AGE"] = 0
+    if vendor == "postgresql":
+        # Lets the harness count this trial's connections in pg_stat_activity.
+        options["application_name"] = "poolbench-trial"
+    db["OPTIONS"] = options
+    return db
+
+
+def label(vendor: str) -> str:
+    return {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "sqlite": "SQLite"}.get(vendor, vendor)

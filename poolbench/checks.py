@@ -1,0 +1,65 @@
+"""System checks for what would make a sweep fail before it starts."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from . import backends
+
+
+@checks.register(checks.Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .conf import get_config
+
+    try:
+        get_config()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), hint="Fix or remove the key in settings.POOLBENCH.", id="poolbench.E001")]
+    return []
+
+
+@checks.register(checks.Tags.database)
+def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from django.conf import settings
+
+    from .conf import get_config
+
+    messages: list[checks.CheckMessage] = []
+    try:
+        embedded = get_config()["EMBEDDED"]
+    except ImproperlyConfigured:
+        return messages
+    for alias, cfg in settings.DATABASES.items():
+        vendor = backends.vendor_of(cfg.get("ENGINE", ""))
+        if vendor == "postgresql" and importlib.util.find_spec("psycopg_pool") is None:
+            messages.append(
+                checks.Error(
+                    f"Database '{alias}' is PostgreSQL but psycopg_pool is not installed, so poolbench "
+                    "cannot run pooled trials on it.",
+                    hint="pip install 'psycopg[pool]' (or 'poolbench', which requires it).",
+                    id="poolbench.E002",
+                )
+            )
+        elif vendor == "mysql" and importlib.util.find_spec("dj_db_conn_pool") is None:
+            messages.append(
+                checks.Error(
+                    f"Database '{alias}' is MySQL/MariaDB, which Django cannot pool by itself, and "
+                    "django-db-connection-pool is not installed.",
+                    hint="pip install 'poolbench[mysql]' (mysqlclient + django-db-connection-pool).",
+                    id="poolbench.E003",
+                )
+            )
+        elif vendor not in backends.POOLABLE and not (alias == "default" and embedded):
+            messages.append(
+                checks.Warning(
+                    f"Database '{alias}' uses {cfg.get('ENGINE')}, which poolbench cannot pool.",
+                    hint="Benchmark a PostgreSQL or MySQL/MariaDB alias with --database, or set "
+                    "POOLBENCH = {'EMBEDDED': True} to benchmark an embedded PostgreSQL.",
+                    id="poolbench.W001",
+                )
+            )
+    return messages

@@ -1,0 +1,99 @@
+"""Loaded by Locust beside the scenario (``-f locust_plugin.py,scenario.py``): it excludes the warm-up
+from the statistics and writes the measured window's full statistics to a JSON file.
+
+Runs inside the Locust child only; it is never imported by the Django process.
+"""
+
+import json
+import os
+import re
+import time
+
+import gevent
+from locust import events
+from locust.runners import WorkerRunner
+
+_state = {}
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser):
+    parser.add_argument("--poolbench-warmup", type=float, default=0.0, include_in_web_ui=False)
+    parser.add_argument("--poolbench-out", type=str, default="", include_in_web_ui=False)
+
+
+@events.test_start.add_listener
+def _start(environment, **kwargs):
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    _state["test_start"] = time.time()
+    warmup = environment.parsed_options.poolbench_warmup
+
+    def reset():
+        gevent.sleep(warmup)
+        environment.runner.stats.reset_all()
+        _state["measure_start"] = time.time()
+
+    if warmup > 0:
+        gevent.spawn(reset)
+    else:
+        _state["measure_start"] = time.time()
+
+
+@events.test_stop.add_listener
+def _stop(environment, **kwargs):
+    if not isinstance(environment.runner, WorkerRunner):
+        _state.setdefault("measure_end", time.time())
+
+
+_WRAPPED = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$", re.S)
+
+
+def _message(error):
+    text = str(error)
+    match = _WRAPPED.match(text)
+    return match.group(2) if match else text
+
+
+def _entry(e):
+    return {
+        "name": e.name,
+        "method": e.method,
+        "num_requests": e.num_requests,
+        "num_failures": e.num_failures,
+        "total_response_time": e.total_response_time,
+        "min_response_time": e.min_response_time,
+        "max_response_time": e.max_response_time,
+        "response_times": {str(k): v for k, v in e.response_times.items()},
+        "start_time": e.start_time,
+        "last_request_timestamp": e.last_request_timestamp,
+    }
+
+
+@events.quitting.add_listener
+def _write(environment, **kwargs):
+    runner = environment.runner
+    path = environment.parsed_options.poolbench_out
+    if isinstance(runner, WorkerRunner) or not path:
+        return
+    stats = runner.stats
+    out = {
+        "test_start": _state.get("test_start"),
+        "measure_start": _state.get("measure_start"),
+        "measure_end": _state.get("measure_end", time.time()),
+        "warmup_done": "measure_start" in _state,
+        "user_count": runner.user_count,
+        "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
+        "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
+        "workers": len(getattr(runner, "clients", {}) or {}),
+        "total": _entry(stats.total),
+        "entries": [_entry(e) for e in stats.entries.values()],
+        "errors": [
+            {"method": e.method, "name": e.name, "message": _message(e.error), "count": e.occurrences}
+            for e in stats.errors.values()
+        ],
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(out, fh)
+    os.replace(tmp, path)

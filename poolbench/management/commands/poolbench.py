@@ -1,0 +1,177 @@
+"""``manage.py poolbench``: sweep pool sizes under real load and say which to use."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+
+from poolbench import backends, children
+from poolbench.conf import get_config
+from poolbench.load import DEFAULT_LOCUSTFILE, LoadSettings
+from poolbench.plan import MAX_THREADS, MAX_WORKERS, PlanError, build_plan, parse_duration, parse_int_list, parse_modes, parse_sizes
+from poolbench.report import sweep_summary, trials_table
+from poolbench.runner import SweepError, SweepOptions, run_sweep
+from poolbench.targets import TargetError, resolve
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure throughput, latency and failures of this site under a real Locust load for each "
+        "database connection pool size, store the results, and recommend a size."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--sizes", help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']).")
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
+        parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
+        parser.add_argument("--mode", default=None, help="Connection modes: pool, queuepool, persistent, none.")
+        parser.add_argument("--workers", help="gunicorn worker processes per trial.")
+        parser.add_argument("--threads", help="Threads per gunicorn worker.")
+        parser.add_argument("--users", help="Concurrent Locust users.")
+        parser.add_argument("--spawn-rate", help="Users started per second (0 = all at once).")
+        parser.add_argument("--duration", help="Measured seconds per trial, e.g. 10, 10s, 1m.")
+        parser.add_argument("--warmup", help="Seconds of load before measuring, excluded from the statistics.")
+        parser.add_argument("--pool-min", help="Connections the native pool keeps open (min_size).")
+        parser.add_argument("--pool-timeout", help="Seconds a request may wait for a pooled connection.")
+        parser.add_argument("--max-overflow", default="0", help="QueuePool connections beyond the size.")
+        parser.add_argument("--conn-max-age", default="600", help="CONN_MAX_AGE for --mode persistent.")
+        parser.add_argument("--query-delay-ms", default="0", help="Hold the probe's connection N ms in the query.")
+        parser.add_argument("--locustfile", help="Your own Locust scenario (the trial's host is passed in).")
+        parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
+        parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections.")
+        parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        options = self.build_options(opts)
+        self.verbosity = opts["verbosity"]
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            sweep = run_sweep(options, self.report)
+        except (SweepError, TargetError) as exc:
+            raise CommandError(str(exc)) from exc
+        except KeyboardInterrupt:
+            children.stop_all()
+            raise CommandError("Interrupted: finished trials are kept; the sweep is marked interrupted.") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        trials = list(sweep.trials.all())
+        self.stdout.write("")
+        self.stdout.write(f"Sweep #{sweep.pk} on {options.target.description}")
+        self.stdout.write(trials_table(trials))
+        for line in sweep_summary(sweep):
+            self.stdout.write(line)
+        if sweep.status == sweep.Status.FAILED:
+            raise CommandError(f"Every trial of sweep #{sweep.pk} failed; see the errors above.")
+
+    def report(self, level: str, message: str) -> None:
+        if level == "detail":
+            if self.verbosity >= 2:
+                self.stdout.write(message)
+        elif level == "warning":
+            self.stderr.write(self.style.WARNING(message))
+        elif level == "success":
+            if self.verbosity >= 1:
+                self.stdout.write(self.style.SUCCESS(message))
+        elif self.verbosity >= 1:
+            self.stdout.write(message)
+
+    def build_options(self, opts: dict[str, Any]) -> SweepOptions:
+        """Validate every argument; nothing is started and nothing written here."""
+        config = get_config()
+        try:
+            sizes = parse_sizes(opts["sizes"]) if opts["sizes"] is not None else list(config["SIZES"])
+            workers = _ints(opts["workers"], config["WORKERS"], "--workers", MAX_WORKERS, "worker count")
+            threads = _ints(opts["threads"], config["THREADS"], "--threads", MAX_THREADS, "thread count")
+            users = _one_int(opts["users"], config["USERS"], "--users", 100_000)
+            duration = parse_duration(opts["duration"] or config["DURATION"], "--duration", minimum=1)
+            warmup = parse_duration(
+                opts["warmup"] if opts["warmup"] is not None else config["WARMUP"], "--warmup", allow_zero=True
+            )
+            pool_timeout = parse_duration(opts["pool_timeout"] or config["POOL_TIMEOUT"], "--pool-timeout")
+            spawn_rate = _number(opts["spawn_rate"], config["SPAWN_RATE"], "--spawn-rate", allow_zero=True)
+            delay = _number(opts["query_delay_ms"], 0, "--query-delay-ms", allow_zero=True)
+            pool_min = _one_int(opts["pool_min"], config["POOL_MIN"], "--pool-min", 10_000, allow_zero=True)
+            overflow = _one_int(opts["max_overflow"], 0, "--max-overflow", 10_000, allow_zero=True)
+            conn_max_age = _one_int(opts["conn_max_age"], 600, "--conn-max-age", 10**9)
+            repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
+        except PlanError as exc:
+            raise CommandError(str(exc)) from exc
+        locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE)
+        if not locustfile.is_file():
+            raise CommandError(f"--locustfile {locustfile}: no such file; give the path of a Locust scenario (.py)")
+        embedded = bool(opts["embedded"] or config["EMBEDDED"])
+        try:
+            target = resolve(opts["database"], embedded=embedded)
+            modes = parse_modes(opts["mode"] or backends.default_mode(target.vendor), target.vendor)
+            if delay and target.vendor not in ("postgresql", "mysql"):
+                raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
+            plan = build_plan(
+                sizes=sizes, modes=modes, workers=workers, threads=threads, repeat=repeat, pool_min=pool_min,
+                max_overflow=overflow, pool_timeout=pool_timeout, conn_max_age=conn_max_age,
+            )  # fmt: skip
+        except (PlanError, TargetError) as exc:
+            raise CommandError(str(exc)) from exc
+        load = LoadSettings(users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile)
+        return SweepOptions(
+            plan=plan,
+            target=target,
+            load=load,
+            command=_command_line(),
+            query_delay_ms=delay,
+            bind=opts["bind"] or config["BIND"],
+            start_timeout=float(config["SERVER_START_TIMEOUT"]),
+            migrate=bool(config["MIGRATE"]),
+            embedded_max_connections=int(config["EMBEDDED_MAX_CONNECTIONS"]),
+            reserve=int(config["RESERVE_CONNECTIONS"]),
+            allow_over_max=opts["allow_over_max"],
+            settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        )
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["manage.py", *sys.argv[1:]]) if sys.argv else ""
+
+
+def _ints(value: Any, default: Any, option: str, maximum: int, what: str) -> list[int]:
+    if value is None:
+        return [int(v) for v in default] if isinstance(default, (list, tuple)) else [int(default)]
+    return parse_int_list(str(value), option, maximum=maximum, what=what)
+
+
+def _one_int(value: Any, default: Any, option: str, maximum: int, *, allow_zero: bool = False) -> Any:
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.lstrip("+").isdigit():
+        raise PlanError(f"{option} {value!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer")
+    number = int(text)
+    if number < (0 if allow_zero else 1):
+        raise PlanError(f"{option} {value!r} must be {'0 or more' if allow_zero else '1 or more'}")
+    if number > maximum:
+        raise PlanError(f"{option} {value!r} is larger than {maximum}")
+    return number
+
+
+def _number(value: Any, default: Any, option: str, *, allow_zero: bool = False) -> float:
+    if value is None:
+        return float(default)
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise PlanError(f"{option} {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise PlanError(f"{option} {value!r} is not a finite number")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise PlanError(f"{option} {value!r} must be {'0 or more' if allow_zero else 'more than 0'}")
+    return number

@@ -1,0 +1,187 @@
+"""Arguments -> a list of trial specs. Pure: no I/O, no Django database access.
+
+Every parser raises :class:`PlanError` with a message that names the problem and the fix; the
+command turns it into a ``CommandError`` before any process starts or any row is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .backends import MODES, POOLED_MODES
+
+MAX_SIZE = 10_000
+MAX_WORKERS = 64
+MAX_THREADS = 1_000
+
+
+class PlanError(ValueError):
+    """A bad argument: the message says what is wrong and how to fix it."""
+
+
+def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value") -> list[int]:
+    """Parse '5,10,16' into [5, 10, 16]: positive integers, not empty, no repeats."""
+    if text is None or not str(text).strip():
+        raise PlanError(f"{option} is empty; give a comma-separated list of positive integers, e.g. {option} 5,10")
+    items = [part.strip() for part in str(text).split(",")]
+    values: list[int] = []
+    for part in items:
+        if not part:
+            raise PlanError(
+                f"{option} {text!r} has an empty item; separate {what}s with single commas, e.g. {option} 5,10"
+            )
+        if not re.fullmatch(r"[+]?\d+", part):
+            raise PlanError(f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10")
+        value = int(part)
+        if value < 1:
+            raise PlanError(f"{option} {text!r}: {what} {value} is not positive; every {what} must be 1 or more")
+        if value > maximum:
+            raise PlanError(f"{option} {text!r}: {what} {value} is larger than {maximum}; use {maximum} or less")
+        if value in values:
+            raise PlanError(f"{option} {text!r}: {what} {value} is repeated; list each {what} once (use --repeat)")
+        values.append(value)
+    return values
+
+
+def parse_sizes(text: str) -> list[int]:
+    return parse_int_list(text, "--sizes", maximum=MAX_SIZE, what="size")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str | float | int, option: str, *, minimum: float = 0.0, allow_zero: bool = False) -> float:
+    """Parse '10', '10s', '1.5m', '500ms' into seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text or ""))
+        if not match:
+            raise PlanError(f"{option} {text!r} is not a duration; use seconds like 10, 10s, 500ms or 2m")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise PlanError(f"{option} {text!r} is not a finite duration; use seconds like 10 or 10s")
+    if seconds == 0 and allow_zero:
+        return 0.0
+    if seconds <= 0 or seconds < minimum:
+        least = f"at least {minimum:g}s" if minimum else "more than 0"
+        raise PlanError(f"{option} {text!r} is too short; it must be {least}")
+    if seconds > 24 * 3600:
+        raise PlanError(f"{option} {text!r} is longer than a day; use a shorter duration")
+    return seconds
+
+
+def parse_modes(text: str, vendor: str) -> list[str]:
+    modes = [m.strip().lower() for m in str(text or "").split(",")]
+    if not any(modes):
+        raise PlanError(f"--mode is empty; choose from {', '.join(MODES)}")
+    out: list[str] = []
+    for mode in modes:
+        if mode not in MODES:
+            raise PlanError(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
+        if vendor not in MODES[mode]:
+            hint = "use --mode queuepool (SQLAlchemy QueuePool)" if mode == "pool" else f"choose from {', '.join(m for m, v in MODES.items() if vendor in v)}"
+            raise PlanError(f"--mode {mode} is not available on {vendor}; {hint}")
+        if mode in out:
+            raise PlanError(f"--mode: {mode!r} is repeated; list each mode once")
+        out.append(mode)
+    return out
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One pool configuration to measure, in one fresh server process."""
+
+    index: int
+    mode: str
+    size: int | None
+    workers: int
+    threads: int
+    pool_min: int | None = None
+    max_overflow: int = 0
+    pool_timeout: float = 10.0
+    conn_max_age: int | None = None
+    repeat: int = 1
+
+    @property
+    def pooled(self) -> bool:
+        return self.mode in POOLED_MODES
+
+    @property
+    def max_db_connections(self) -> int:
+        """Connections this configuration may open at most, across all server workers."""
+        if self.pooled:
+            return self.workers * ((self.size or 0) + (self.max_overflow if self.mode == "queuepool" else 0))
+        return self.workers * self.threads
+
+    @property
+    def label(self) -> str:
+        if self.mode == "pool":
+            return f"pool {self.size}"
+        if self.mode == "queuepool":
+            return f"queuepool {self.size}+{self.max_overflow}"
+        if self.mode == "persistent":
+            return f"persistent (CONN_MAX_AGE={self.conn_max_age})"
+        return "none (CONN_MAX_AGE=0)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    specs: list[TrialSpec] = field(default_factory=list)
+
+    @property
+    def sizes(self) -> list[int]:
+        return sorted({s.size for s in self.specs if s.size is not None})
+
+
+def build_plan(
+    *,
+    sizes: list[int],
+    modes: list[str],
+    workers: list[int],
+    threads: list[int],
+    repeat: int = 1,
+    pool_min: int | None = None,
+    max_overflow: int = 0,
+    pool_timeout: float = 10.0,
+    conn_max_age: int | None = None,
+) -> Plan:
+    """The trials of a sweep: every combination, each repeat a full pass so drift hits all alike."""
+    if repeat < 1:
+        raise PlanError(f"--repeat {repeat} must be 1 or more")
+    if pool_min is not None:
+        too_small = [s for s in sizes if s < pool_min]
+        if too_small and any(m == "pool" for m in modes):
+            raise PlanError(
+                f"--pool-min {pool_min} is larger than size(s) {', '.join(map(str, too_small))}; "
+                "use a --pool-min no larger than the smallest size"
+            )
+    specs: list[TrialSpec] = []
+    index = 0
+    for rep in range(1, repeat + 1):
+        for mode, w, t in itertools.product(modes, workers, threads):
+            mode_sizes: list[int | None] = list(sizes) if mode in POOLED_MODES else [None]
+            for size in mode_sizes:
+                index += 1
+                specs.append(
+                    TrialSpec(
+                        index=index,
+                        mode=mode,
+                        size=size,
+                        workers=w,
+                        threads=t,
+                        pool_min=pool_min if mode == "pool" else None,
+                        max_overflow=max_overflow if mode == "queuepool" else 0,
+                        pool_timeout=pool_timeout,
+                        conn_max_age=(conn_max_age or 600) if mode == "persistent" else (0 if mode == "none" else None),
+                        repeat=rep,
+                    )
+                )
+    return Plan(specs)

@@ -1,0 +1,343 @@
+"""Plan -> trials -> rows. Each trial runs in a fresh server process and is saved the moment it ends."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
+
+from . import __version__, analysis, backends, children, stats
+from .load import LoadError, LoadSettings, run_load
+from .models import Sweep, Trial
+from .observe import DatabaseConnections, ProcessCPU
+from .plan import Plan, TrialSpec
+from .server import ServerError, TrialServer
+from .targets import Target, TargetError, probe_ready, start_embedded
+
+Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot start or go on; the message names the fix."""
+
+
+@dataclass
+class SweepOptions:
+    plan: Plan
+    target: Target
+    load: LoadSettings
+    command: str = ""
+    query_delay_ms: float = 0.0
+    bind: str = "127.0.0.1"
+    start_timeout: float = 30.0
+    migrate: bool = False
+    embedded_max_connections: int = 1000
+    reserve: int = 5
+    allow_over_max: bool = False
+    tolerance: float = 0.05
+    settings_module: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def uses_probe(self) -> bool:
+        return not self.load.paths and self.load.locustfile.name == "locustfile.py" and (
+            self.load.locustfile.parent == Path(__file__).parent
+        )
+
+
+def _quiet(level: str, message: str) -> None:
+    pass
+
+
+def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
+    """Everything that must hold before the first row is written and the first load starts."""
+    results_db = connections[DEFAULT_DB_ALIAS]
+    tables = results_db.introspection.table_names()
+    if Sweep._meta.db_table not in tables or Trial._meta.db_table not in tables:
+        if not options.migrate:
+            raise SweepError(
+                f"poolbench's tables are missing from the results database '{DEFAULT_DB_ALIAS}'; "
+                f"run `python manage.py migrate` first"
+            )
+        report("info", f"Creating poolbench's tables in the results database '{DEFAULT_DB_ALIAS}' (migrate).")
+        call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
+    target = options.target
+    if target.embedded:
+        report("info", "Starting an embedded PostgreSQL (pgserver) as the benchmark target...")
+        start_embedded(target, max_connections=options.embedded_max_connections)
+        call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
+        connections[target.migrate_alias].close()
+    target.inspect()
+    if options.uses_probe and not target.embedded and not probe_ready(target.migrate_alias):
+        if not options.migrate:
+            raise SweepError(
+                f"the probe table is missing from database '{target.alias}'; "
+                f"run `python manage.py migrate poolbench --database {target.alias}` first"
+            )
+        report("info", f"Creating the probe table in '{target.alias}' (migrate poolbench).")
+        call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
+        connections[target.migrate_alias].close()
+    preflight(options, report)
+
+
+def preflight(options: SweepOptions, report: Reporter = _quiet) -> None:
+    """Refuse configurations that cannot fit in the server's max_connections (unless allowed)."""
+    limit = options.target.max_connections
+    if not limit:
+        return
+    budget = limit - options.reserve
+    over = [s for s in options.plan.specs if s.max_db_connections > budget]
+    if not over:
+        return
+    worst = max(over, key=lambda s: s.max_db_connections)
+    detail = (
+        f"{worst.label} with {worst.workers} worker(s) may open {worst.max_db_connections} connections "
+        f"(workers x (pool + overflow)), but the server allows max_connections={limit} "
+        f"and {options.reserve} are kept in reserve"
+    )
+    if options.allow_over_max:
+        report("warning", f"Running anyway (--allow-over-max): {detail}.")
+        options.extra["over_max_connections"] = [s.index for s in over]
+        return
+    raise SweepError(
+        f"{detail}. Use smaller --sizes or fewer --workers, raise max_connections on the server, "
+        "or pass --allow-over-max to run it anyway and record that"
+    )
+
+
+def host_info() -> dict[str, Any]:
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "poolbench": __version__,
+    }
+
+
+def create_sweep(options: SweepOptions) -> Sweep:
+    target = options.target
+    load = options.load.as_dict()
+    return Sweep.objects.create(
+        started_at=timezone.now(),
+        command=options.command,
+        alias=target.alias,
+        vendor=target.vendor,
+        target=target.url,
+        embedded=target.embedded,
+        db_version=target.version[:100],
+        db_max_connections=target.max_connections,
+        sizes=options.plan.sizes,
+        server={
+            "workers": sorted({s.workers for s in options.plan.specs}),
+            "threads": sorted({s.threads for s in options.plan.specs}),
+            "worker_class": "gthread",
+            "bind": options.bind,
+        },
+        load=load,
+        options={
+            "modes": sorted({s.mode for s in options.plan.specs}),
+            "query_delay_ms": options.query_delay_ms,
+            "repeat": max(s.repeat for s in options.plan.specs),
+            "pool_timeout": options.plan.specs[0].pool_timeout,
+            "tolerance": options.tolerance,
+            **options.extra,
+        },
+        host=host_info(),
+    )
+
+
+def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
+    """Run every trial of the plan; return the finished Sweep. Children are always stopped."""
+    sweep = None
+    try:
+        prepare(options, report)
+        sweep = create_sweep(options)
+        report("info", f"Sweep #{sweep.pk}: {len(options.plan.specs)} trial(s) against {options.target.description}")
+        token = secrets.token_urlsafe(32)
+        total = len(options.plan.specs)
+        for spec in options.plan.specs:
+            run_trial(sweep, spec, options, token, report, total)
+        finish_sweep(sweep, options)
+        return sweep
+    except KeyboardInterrupt:
+        if sweep is not None:
+            sweep.status = Sweep.Status.INTERRUPTED
+            sweep.message = "interrupted (Ctrl-C or SIGTERM); finished trials are kept"
+            sweep.finished_at = timezone.now()
+            _summarize(sweep, options)
+            sweep.save()
+        raise
+    except (SweepError, TargetError):
+        raise
+    except Exception as exc:
+        if sweep is not None:
+            sweep.status = Sweep.Status.ERROR
+            sweep.message = " ".join(str(exc).split())[:2000]
+            sweep.finished_at = timezone.now()
+            sweep.save()
+        raise
+    finally:
+        children.stop_all()
+        options.target.close()
+
+
+def _summarize(sweep: Sweep, options: SweepOptions) -> None:
+    trials = list(sweep.trials.all())
+    summaries = analysis.by_size(trials)
+    if summaries:
+        best = max(summaries, key=lambda s: s.rps)
+        sweep.best_size, sweep.best_rps = best.size, round(best.rps, 2)
+    sweep.recommended_size, sweep.recommendation = analysis.recommend(summaries, options.tolerance)
+
+
+def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
+    trials = list(sweep.trials.all())
+    ok = [t for t in trials if t.status == Trial.Status.OK and t.requests > t.failures]
+    sweep.status = Sweep.Status.DONE if ok else Sweep.Status.FAILED
+    if not ok:
+        sweep.message = "every trial failed"
+    sweep.finished_at = timezone.now()
+    _summarize(sweep, options)
+    sweep.save()
+
+
+def trial_config(spec: TrialSpec, options: SweepOptions, token: str) -> dict[str, Any]:
+    target = options.target
+    return {
+        "alias": target.alias,
+        "database": backends.trial_database(target.database, target.vendor, spec),
+        "settings_module": options.settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+        "mode": spec.mode,
+        "token": token,
+        "query_delay_ms": options.query_delay_ms,
+    }
+
+
+def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, report: Reporter, total: int) -> Trial:
+    trial = Trial.objects.create(
+        sweep=sweep,
+        index=spec.index,
+        repeat=spec.repeat,
+        started_at=timezone.now(),
+        mode=spec.mode,
+        pool_size=spec.size,
+        pool_min=spec.pool_min,
+        max_overflow=spec.max_overflow if spec.mode == "queuepool" else None,
+        pool_timeout=spec.pool_timeout if spec.pooled else None,
+        conn_max_age=spec.conn_max_age,
+        workers=spec.workers,
+        threads=spec.threads,
+        max_db_connections=spec.max_db_connections,
+        users=options.load.users,
+    )
+    if options.target.alias and options.target.database.get("CONN_MAX_AGE") and spec.pooled:
+        trial.notes.append(
+            f"CONN_MAX_AGE={options.target.database['CONN_MAX_AGE']} in the site's settings was set to 0 "
+            "for this pooled trial (Django's pool does not support persistent connections)."
+        )
+    if spec.index in options.extra.get("over_max_connections", []):
+        trial.notes.append("ran over the server's max_connections (--allow-over-max)")
+    where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
+    report("info", f"{where}: starting server...")
+    state_dir = Path(tempfile.mkdtemp(prefix=f"poolbench-trial{spec.index}-"))
+    server = TrialServer(
+        config=trial_config(spec, options, token),
+        workers=spec.workers,
+        threads=spec.threads,
+        state_dir=state_dir,
+        bind=options.bind,
+        start_timeout=options.start_timeout,
+    )
+    db_sampler = cpu = None
+    t0 = time.monotonic()
+    try:
+        server.start()
+        trial.overhead["server_start_s"] = round(server.started_in, 3)
+        report(
+            "info",
+            f"{where}: server up on {server.url} in {server.started_in:.1f}s; "
+            f"{options.load.users} users for {options.load.duration:g}s (+{options.load.warmup:g}s warm-up)...",
+        )
+        db_sampler = DatabaseConnections(options.target.harness_connection, options.target.vendor).start()
+        locust_pid: list[int] = []
+        cpu = ProcessCPU(lambda: {"server": [server.proc.pid] if server.proc else [], "load": list(locust_pid)})
+        cpu.start()
+        t_load = time.monotonic()
+        output = run_load(
+            options.load,
+            server.url,
+            state_dir,
+            on_tick=lambda elapsed, planned: report("detail", f"{where}: load running, {elapsed:.0f}s of {planned:.0f}s"),
+            on_start=lambda pid: locust_pid.append(pid),
+        )
+        load_s = time.monotonic() - t_load
+        trial.overhead["load_outside_window_s"] = round(
+            max(0.0, load_s - options.load.duration - options.load.warmup), 3
+        )
+        db_sampler.stop()
+        cpu.stop()
+        pool = server.stats()
+        measured = stats.summarize(output)
+        for name, value in measured.items():
+            setattr(trial, name, value)
+        trial.pool_stats = {
+            "total": stats.sum_pool_stats(pool.get("workers", {})),
+            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
+        }
+        trial.timing = _merge_timing(pool.get("workers", {}))
+        trial.db_stats = db_sampler.result()
+        trial.cpu = cpu.result()
+        trial.load_bound = bool(output.get("cpu_warning") or output.get("worker_cpu_warning"))
+        if not output.get("warmup_done") and options.load.warmup:
+            trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
+        trial.status = Trial.Status.OK
+    except (ServerError, LoadError) as exc:
+        trial.status = Trial.Status.ERROR
+        log = getattr(exc, "log", "") or server.log_tail()
+        trial.error_text = f"{exc}\n\n{log}".strip()
+        report("warning", f"{where}: failed: {exc}")
+    except KeyboardInterrupt:
+        trial.status = Trial.Status.INTERRUPTED
+        trial.error_text = "interrupted (Ctrl-C or SIGTERM)"
+        raise
+    finally:
+        for sampler in (db_sampler, cpu):
+            if sampler is not None:
+                sampler.stop()
+        t_stop = time.monotonic()
+        server.stop()
+        trial.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+        trial.overhead["trial_total_s"] = round(time.monotonic() - t0, 3)
+        trial.finished_at = timezone.now()
+        trial.save()
+        shutil.rmtree(state_dir, ignore_errors=True)
+    if trial.status == Trial.Status.OK:
+        peak = trial.db_stats.get("peak_connections")
+        report(
+            "success" if not trial.failures else "warning",
+            f"{where}: {trial.rps:.0f} req/s, p95 {_ms(trial.latency_p95_ms)}, p99 {_ms(trial.latency_p99_ms)}, "
+            f"{trial.failures} failures ({trial.failure_pct:.1f}%)"
+            + (f", peak {peak} DB connections" if peak is not None else ""),
+        )
+    return trial
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _merge_timing(workers: dict[str, Any]) -> dict[str, Any]:
+    return {pid: w.get("timing", {}) for pid, w in workers.items() if w.get("timing")}

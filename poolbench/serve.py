@@ -1,0 +1,225 @@
+"""The WSGI entry point of a trial server: ``gunicorn poolbench.serve:application``.
+
+It runs in the child process only. Before Django starts it applies the trial's settings (the
+alias's DATABASES entry for this trial's pool, 127.0.0.1 in ALLOWED_HOSTS), loads the site's
+own WSGI application (WSGI_APPLICATION, with its middleware) and puts poolbench's own endpoints
+in front of it, under /__poolbench__/. Nothing is mounted into the site's URLconf.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+import time
+from typing import Any
+
+PREFIX = "/__poolbench__/"
+CONFIG_ENV = "POOLBENCH_TRIAL_FILE"
+ERROR_HEADER = "X-Poolbench-Error"
+
+
+def _load_config() -> dict[str, Any]:
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(f"{CONFIG_ENV} is not set: poolbench.serve is started by `manage.py poolbench` only")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _apply_settings(config: dict[str, Any]) -> None:
+    from django.conf import settings
+
+    settings.DATABASES[config["alias"]] = config["database"]
+    hosts = list(settings.ALLOWED_HOSTS)
+    if "*" not in hosts:
+        for host in ("127.0.0.1", "localhost", "[::1]"):
+            if host not in hosts:
+                hosts.append(host)
+        settings.ALLOWED_HOSTS = hosts
+
+
+class Collector:
+    """Per-worker statistics, written to the trial's state directory for the stats endpoint."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.alias = config["alias"]
+        self.mode = config["mode"]
+        self.state_dir = config["state_dir"]
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.timing: dict[str, Any] = {}
+        self._stop = threading.Event()
+
+    def pool_stats(self) -> dict[str, Any]:
+        from django.db import connections
+
+        try:
+            wrapper = connections[self.alias]
+        except Exception:
+            return {}
+        if self.mode == "pool":
+            pool = type(wrapper)._connection_pools.get(self.alias)
+            return dict(pool.get_stats()) if pool is not None else {}
+        if self.mode == "queuepool":
+            return _queuepool_stats(wrapper)
+        return {}
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            timing = json.loads(json.dumps(self.timing))
+        return {"pid": self.pid, "time": time.time(), "pool": self.pool_stats(), "timing": timing}
+
+    def dump(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        path = os.path.join(self.state_dir, f"stats-{self.pid}.json")
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(snap, fh)
+        os.replace(tmp, path)
+        return snap
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(0.5):
+                try:
+                    self.dump()
+                except Exception:  # statistics must never take the worker down
+                    pass
+
+        threading.Thread(target=loop, name="poolbench-stats", daemon=True).start()
+
+    def aggregate(self) -> dict[str, Any]:
+        self.dump()
+        workers: dict[str, Any] = {}
+        for name in os.listdir(self.state_dir):
+            if name.startswith("stats-") and name.endswith(".json"):
+                try:
+                    with open(os.path.join(self.state_dir, name), encoding="utf-8") as fh:
+                        snap = json.load(fh)
+                except (OSError, ValueError):
+                    continue
+                workers[str(snap["pid"])] = snap
+        return {"workers": workers}
+
+
+def _queuepool_stats(wrapper: Any) -> dict[str, Any]:
+    """SQLAlchemy QueuePool status for django-db-connection-pool's pool of this alias, if created."""
+    try:
+        from dj_db_conn_pool.core import pool_container
+    except ImportError:
+        return {}
+    pool = pool_container.get(wrapper.alias) if hasattr(pool_container, "get") else None
+    if pool is None:
+        return {}
+    return {
+        "pool_size": pool.size(),
+        "checked_in": pool.checkedin(),
+        "checked_out": pool.checkedout(),
+        "overflow": pool.overflow(),
+    }
+
+
+class PoolbenchApp:
+    """WSGI app: poolbench's endpoints under PREFIX, everything else to the site's own application."""
+
+    def __init__(self, site_app: Any, config: dict[str, Any], collector: Collector):
+        self.site_app = site_app
+        self.config = config
+        self.collector = collector
+        self.token = config["token"].encode()
+        self._local = threading.local()
+        from django.core.signals import got_request_exception
+
+        got_request_exception.connect(self._remember_exception, weak=False)
+
+    def _remember_exception(self, sender: Any, request: Any = None, **kwargs: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            self._local.error = f"{type(exc).__name__}: {exc}"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PREFIX):
+            return self._own(path[len(PREFIX) :].strip("/"), environ, start_response)
+        self._local.error = None
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            error = getattr(self._local, "error", None)
+            if error:
+                headers = [*headers, (ERROR_HEADER, _header_safe(error))]
+            return start_response(status, headers, exc_info)
+
+        return self.site_app(environ, start)
+
+    def _own(self, name: str, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if name == "ping":
+            return _reply(start_response, 200, {"ok": True, "pid": os.getpid()})
+        if name == "probe":
+            return self._probe(environ, start_response)
+        if name == "stats":
+            given = environ.get("HTTP_X_POOLBENCH_TOKEN", "").encode()
+            if not given or not hmac.compare_digest(given, self.token):
+                return _reply(start_response, 403, {"error": "missing or wrong X-Poolbench-Token"})
+            return _reply(start_response, 200, self.collector.aggregate())
+        return _reply(start_response, 404, {"error": f"no such poolbench endpoint: {name}"})
+
+    def _probe(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from django.core import signals
+        from django.core.handlers.wsgi import WSGIRequest
+
+        from .views import probe
+
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        response = None
+        try:
+            response = probe(
+                WSGIRequest(environ), alias=self.config["alias"], delay_ms=self.config.get("query_delay_ms", 0)
+            )
+            body = response.content
+            status = f"{response.status_code} {response.reason_phrase}"
+            start_response(status, list(response.items()))
+            return [body]
+        except Exception as exc:  # the failure text is what the load generator records
+            message = f"{type(exc).__name__}: {exc}"
+            return _reply(start_response, 503, {"error": message}, [(ERROR_HEADER, _header_safe(message))])
+        finally:
+            if response is not None:
+                response.close()  # sends request_finished: the connection goes back to the pool
+            else:
+                signals.request_finished.send(sender=self.__class__)
+
+
+def _header_safe(text: str) -> str:
+    return " ".join(str(text).split())[:500].encode("latin-1", "replace").decode("latin-1")
+
+
+def _reply(start_response: Any, code: int, data: Any, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    reasons = {200: "OK", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
+    body = json.dumps(data).encode()
+    start_response(
+        f"{code} {reasons.get(code, 'Error')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(headers or [])],
+    )
+    return [body]
+
+
+def build_application() -> PoolbenchApp:
+    config = _load_config()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", config["settings_module"])
+    _apply_settings(config)
+    import django
+
+    django.setup(set_prefix=False)
+    from django.core.servers.basehttp import get_internal_wsgi_application
+
+    site_app = get_internal_wsgi_application()
+    collector = Collector(config)
+    collector.start()
+    return PoolbenchApp(site_app, config, collector)
+
+
+application = build_application() if os.environ.get(CONFIG_ENV) else None

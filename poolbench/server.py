@@ -1,0 +1,139 @@
+"""Start and stop the WSGI server child (gunicorn, gthread workers) for one trial."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import children
+from .serve import CONFIG_ENV
+
+
+class ServerError(RuntimeError):
+    """The trial server did not start or did not answer; ``log`` holds the tail of its log."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass
+class TrialServer:
+    """A gunicorn process serving the site's WSGI app, with this trial's DATABASES entry."""
+
+    config: dict[str, Any]
+    workers: int
+    threads: int
+    state_dir: Path
+    bind: str = "127.0.0.1"
+    start_timeout: float = 30.0
+    port: int = 0
+    proc: subprocess.Popen[Any] | None = None
+    log_path: Path = field(init=False)
+    started_in: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.log_path = self.state_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        config_path = self.state_dir / "trial.json"
+        # The file holds the database password: readable by this user only.
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({**self.config, "state_dir": str(self.state_dir)}, fh)
+        # Bind here and hand the socket over: the port is free and known before the child starts.
+        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.bind, 0))
+        sock.listen(2048)
+        self.port = sock.getsockname()[1]
+        env = dict(os.environ)
+        env[CONFIG_ENV] = str(config_path)
+        env["DJANGO_SETTINGS_MODULE"] = self.config["settings_module"]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        args = [
+            sys.executable, "-m", "gunicorn", "poolbench.serve:application",
+            "--bind", f"fd://{sock.fileno()}",
+            "--workers", str(self.workers),
+            "--threads", str(self.threads),
+            "--worker-class", "gthread",
+            "--worker-connections", str(max(1000, self.threads * 4)),
+            "--backlog", "2048",
+            "--timeout", "120",
+            "--graceful-timeout", "3",
+            "--keep-alive", "5",
+            "--log-level", "warning",
+            "--error-logfile", str(self.log_path),
+            "--chdir", os.getcwd(),
+        ]  # fmt: skip
+        try:
+            with open(self.log_path, "ab") as log:
+                self.proc = children.spawn(
+                    args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    pass_fds=(sock.fileno(),),
+                )  # fmt: skip
+        finally:
+            sock.close()
+        self._wait_ready()
+        self.started_in = time.monotonic() - t0
+
+    def _wait_ready(self) -> None:
+        # The first answer shows the app loads; gunicorn boots the other workers alongside it and
+        # the warm-up covers any that are a moment behind.
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"the server exited with code {self.proc.returncode} before answering",
+                    children.tail(self.log_path),
+                )
+            try:
+                if self.request("/__poolbench__/ping", timeout=1.0)[0] == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.05)
+        raise ServerError(
+            f"the server did not answer on {self.url} within {self.start_timeout:g}s", children.tail(self.log_path)
+        )
+
+    def request(self, path: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection(self.bind, self.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def stats(self) -> dict[str, Any]:
+        time.sleep(0.6)  # let every worker write its latest statistics
+        status, body = self.request(
+            "/__poolbench__/stats", timeout=10.0, headers={"X-Poolbench-Token": self.config["token"]}
+        )
+        if status != 200:
+            raise ServerError(f"the statistics endpoint answered {status}: {body[:200]!r}")
+        return json.loads(body)
+
+    def stop(self) -> None:
+        children.stop(self.proc, grace=5.0)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return children.tail(self.log_path, lines)

@@ -1,0 +1,96 @@
+"""Numbers from Locust's output: percentiles from the full histogram, merged entries, grouped errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+
+
+def merge_histograms(histograms: Iterable[Mapping[Any, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for hist in histograms:
+        for key, count in hist.items():
+            ms = int(float(key))
+            merged[ms] = merged.get(ms, 0) + int(count)
+    return merged
+
+
+def percentile(histogram: Mapping[Any, int], fraction: float) -> float | None:
+    """Nearest-rank percentile of a {response time ms: count} histogram (Locust's rounding applies)."""
+    items = sorted((float(k), int(v)) for k, v in histogram.items() if int(v) > 0)
+    total = sum(v for _, v in items)
+    if not total:
+        return None
+    rank = max(1, math.ceil(fraction * total))
+    seen = 0
+    for value, count in items:
+        seen += count
+        if seen >= rank:
+            return value
+    return items[-1][0]
+
+
+def percentiles(histogram: Mapping[Any, int]) -> dict[str, float | None]:
+    return {name: percentile(histogram, frac) for name, frac in PERCENTILES.items()}
+
+
+def summarize(output: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn the plugin's JSON into the Trial's measured fields."""
+    total = output["total"]
+    requests = int(total["num_requests"])
+    failures = int(total["num_failures"])
+    start = output.get("measure_start") or total.get("start_time")
+    end = output.get("measure_end") or total.get("last_request_timestamp")
+    duration = max(0.0, float(end) - float(start)) if start and end else 0.0
+    hist = merge_histograms([total.get("response_times") or {}])
+    result: dict[str, Any] = {
+        "duration_s": round(duration, 3),
+        "requests": requests,
+        "failures": failures,
+        "failure_pct": round(100.0 * failures / requests, 3) if requests else 0.0,
+        "rps": round(requests / duration, 2) if duration else 0.0,
+        "latency_avg_ms": round(total["total_response_time"] / requests, 2) if requests else None,
+        "latency_min_ms": total.get("min_response_time") if requests else None,
+        "latency_max_ms": total.get("max_response_time") if requests else None,
+        "response_times": {str(k): v for k, v in sorted(hist.items())},
+    }
+    for name, value in percentiles(hist).items():
+        result[f"latency_{name}_ms"] = value
+    result["endpoints"] = [
+        {
+            "name": e["name"],
+            "method": e["method"],
+            "requests": e["num_requests"],
+            "failures": e["num_failures"],
+            "p95_ms": percentile(e.get("response_times") or {}, 0.95),
+        }
+        for e in output.get("entries", [])
+    ]
+    result["errors"] = group_errors(output.get("errors", []))
+    return result
+
+
+def group_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Group failures by message, with counts and the paths they came from, most frequent first."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for err in errors:
+        message = str(err.get("message", "")).strip()
+        entry = grouped.setdefault(message, {"message": message, "count": 0, "names": []})
+        entry["count"] += int(err.get("count", 0))
+        name = err.get("name")
+        if name and name not in entry["names"]:
+            entry["names"].append(name)
+    return sorted(grouped.values(), key=lambda e: (-e["count"], e["message"]))
+
+
+def sum_pool_stats(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Add up each worker's pool statistics (counters and sizes add; *_max keeps the largest)."""
+    total: dict[str, Any] = {}
+    for snap in workers.values():
+        for key, value in (snap.get("pool") or {}).items():
+            if isinstance(value, (int, float)):
+                total[key] = total.get(key, 0) + value
+    return total

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def descendants() -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def stray_processes(pattern: str = "") -> list[str]:
+    """gunicorn/locust/postgres processes started by poolbench that are still alive."""
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        if ("poolbench.serve:application" in cmd or "poolbench-out" in cmd or "poolbench-pg-" in cmd) and (
+            pattern in cmd
+        ):
+            out.append(f"{proc.info['pid']}: {cmd[:200]}")
+    return out
+
+
+@pytest.fixture
+def no_stray_children():
+    """Fail if a test leaves any server, Locust or embedded PostgreSQL child behind."""
+    before = set(stray_processes())
+    yield
+    left = [p for p in stray_processes() if p not in before]
+    assert not left, f"child processes left running: {left}"
+
+
+def run_manage(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``manage.py`` of the demo project as a user would, in a child process."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
