@@ -46,13 +46,19 @@ def _stop(environment, **kwargs):
         _state.setdefault("measure_end", time.time())
 
 
-_WRAPPED = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$", re.S)
+_WRAPPED = re.compile(r"^(\w+)\((['\"])(.*)\2\)$", re.S)
+_BASE_URL = re.compile(r"https?://[^/\s]+(?=/)")
 
 
 def _message(error):
+    """The failure's text, without Locust's wrapping and the trial server's address (it changes per trial)."""
     text = str(error)
     match = _WRAPPED.match(text)
-    return match.group(2) if match else text
+    if match:
+        kind, text = match.group(1), match.group(3)
+        if kind != "CatchResponseError":
+            text = f"{kind}: {text}"
+    return _BASE_URL.sub("", text)
 
 
 def _entry(e):

@@ -69,3 +69,37 @@ def test_embedded_default_sweep_from_a_fresh_project(tmp_path, no_stray_children
     assert [t[0] for t in trials] == [3, 6]
     assert all(t[1] == "ok" and t[2] > 0 and t[3] > 0 for t in trials)
     assert not stray_processes("poolbench-pg-")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_trial_failing_exits_non_zero(no_stray_children):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError) as info:
+        call_command(
+            "poolbench", "--sizes", "2", "--duration", "2", "--warmup", "0", "--users", "4",
+            "--workers", "1", "--threads", "4", "--locustfile", "tests/locust_all_fail.py",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    sweep = Sweep.objects.get()
+    assert str(info.value) == f"Every trial of sweep #{sweep.pk} failed; see the errors above."
+    assert sweep.status == Sweep.Status.FAILED
+    trial = sweep.trials.get()
+    assert trial.requests > 0 and trial.failures == trial.requests
+    # A scenario of your own records Locust's own error text, without the per-trial server address.
+    assert trial.errors[0]["message"] == "URL /no-such-page/: code=404" and trial.errors[0]["names"] == ["/no-such-page/"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_own_locustfile_with_demo_scenario(no_stray_children):
+    out = io.StringIO()
+    call_command(
+        "poolbench", "--sizes", "3", "--duration", "2", "--warmup", "0", "--users", "4",
+        "--workers", "1", "--threads", "4", "--locustfile", "locustfiles/site_pages.py",
+        stdout=out, stderr=io.StringIO(),
+    )  # fmt: skip
+    trial = Sweep.objects.get().trials.get()
+    names = {e["name"]: e for e in trial.endpoints}
+    assert set(names) == {"probe", "admin login"}
+    assert names["probe"]["requests"] > names["admin login"]["requests"] > 0
+    assert trial.failures == 0

@@ -103,7 +103,7 @@ class Command(BaseCommand):
             repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
-        locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE)
+        locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
         if not locustfile.is_file():
             raise CommandError(f"--locustfile {locustfile}: no such file; give the path of a Locust scenario (.py)")
         embedded = bool(opts["embedded"] or config["EMBEDDED"])
