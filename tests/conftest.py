@@ -18,24 +18,39 @@ def descendants() -> set[int]:
         return set()
 
 
-def stray_processes(pattern: str = "") -> list[str]:
-    """gunicorn/locust/postgres processes started by poolbench that are still alive."""
+TAG = "POOLBENCH_TEST_TAG"
+
+
+def stray_processes(pattern: str = "", tag: str | None = None) -> list[str]:
+    """gunicorn/locust/postgres processes started by poolbench that are still alive.
+
+    With ``tag``, only those whose environment carries ``POOLBENCH_TEST_TAG=tag``: every child a test
+    starts inherits it, so other checkouts' runs on the same machine are not counted.
+    """
     out = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(proc.info.get("cmdline") or [])
-        if ("poolbench.serve:application" in cmd or "poolbench-out" in cmd or "poolbench-pg-" in cmd) and (
-            pattern in cmd
-        ):
-            out.append(f"{proc.info['pid']}: {cmd[:200]}")
+        if not ("poolbench.serve:application" in cmd or "poolbench-out" in cmd or "poolbench-pg-" in cmd):
+            continue
+        if pattern not in cmd:
+            continue
+        if tag is not None:
+            try:
+                if proc.environ().get(TAG) != tag:
+                    continue
+            except psutil.Error:
+                continue
+        out.append(f"{proc.info['pid']}: {cmd[:200]}")
     return out
 
 
 @pytest.fixture
-def no_stray_children():
+def no_stray_children(monkeypatch, request):
     """Fail if a test leaves any server, Locust or embedded PostgreSQL child behind."""
-    before = set(stray_processes())
-    yield
-    left = [p for p in stray_processes() if p not in before]
+    tag = f"{os.getpid()}-{request.node.nodeid}"
+    monkeypatch.setenv(TAG, tag)
+    yield tag
+    left = stray_processes(tag=tag)
     assert not left, f"child processes left running: {left}"
 
 

@@ -68,7 +68,7 @@ def test_embedded_default_sweep_from_a_fresh_project(tmp_path, no_stray_children
     assert len(sweeps) == 1 and sweeps[0][1:] == ("done", 1, "postgresql")
     assert [t[0] for t in trials] == [3, 6]
     assert all(t[1] == "ok" and t[2] > 0 and t[3] > 0 for t in trials)
-    assert not stray_processes("poolbench-pg-")
+    assert not stray_processes("poolbench-pg-", tag=no_stray_children)
 
 
 @pytest.mark.django_db(transaction=True)
