@@ -36,7 +36,7 @@ class ReadOnlyMixin:
 
 
 TRIAL_COLUMNS = (
-    "index", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
+    "trial_link", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
     "failures", "failure_pct_display", "peak_connections", "load_bound",
 )  # fmt: skip
 
@@ -47,6 +47,11 @@ def _ms(value: float | None) -> str:
 
 class TrialColumns:
     """Display columns shared by the inline and the trial list."""
+
+    @admin.display(description="#", ordering="index")
+    def trial_link(self, t: Trial) -> str:
+        url = reverse("admin:poolbench_trial_change", args=[t.pk])
+        return format_html('<a href="{}" title="trial details">{}</a>', url, t.index)
 
     @admin.display(description="config")
     def config(self, t: Trial) -> str:
@@ -85,7 +90,6 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
     model = Trial
     extra = 0
     can_delete = False
-    show_change_link = True
     fields = TRIAL_COLUMNS
     readonly_fields = TRIAL_COLUMNS
     ordering = ["index"]
@@ -94,7 +98,7 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 @admin.register(Sweep)
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
-        "id", "when", "target_display", "sizes_display", "status", "best_display", "recommended_size",
+        "id", "when", "target_display", "sizes_display", "status", "best_display", "recommended",
         "trial_count",
     )  # fmt: skip
     list_display_links = ("id", "when")
@@ -125,7 +129,7 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="when", ordering="started_at")
     def when(self, sweep: Sweep) -> str:
-        return f"{timezone.localtime(sweep.started_at):%Y-%m-%d %H:%M}"
+        return _nowrap(f"{timezone.localtime(sweep.started_at):%Y-%m-%d %H:%M}")
 
     @admin.display(description="target", ordering="vendor")
     def target_display(self, sweep: Sweep) -> str:
@@ -136,13 +140,17 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="sizes")
     def sizes_display(self, sweep: Sweep) -> str:
-        return ", ".join(str(s) for s in sweep.sizes or [])
+        return _nowrap(", ".join(str(s) for s in sweep.sizes or []))
 
     @admin.display(description="best req/s (size)", ordering="best_rps")
     def best_display(self, sweep: Sweep) -> str:
         if sweep.best_rps is None:
             return "-"
-        return f"{sweep.best_rps:,.1f} (size {sweep.best_size})"
+        return _nowrap(f"{sweep.best_rps:,.1f} (size {sweep.best_size})")
+
+    @admin.display(description="recommended", ordering="recommended_size")
+    def recommended(self, sweep: Sweep) -> Any:
+        return sweep.recommended_size if sweep.recommended_size is not None else "-"
 
     @admin.display(description="trials", ordering="trial_count")
     def trial_count(self, sweep: Sweep) -> int:
@@ -209,6 +217,10 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.action(description="Export selected sweeps as JSON (one object per trial)")
     def export_json(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> HttpResponse:
         return _download(export.to_json(_ordered(queryset)), "application/json", "json")
+
+
+def _nowrap(text: str) -> str:
+    return format_html('<span style="white-space: nowrap">{}</span>', text)
 
 
 def _ordered(queryset: QuerySet[Sweep]) -> list[Sweep]:

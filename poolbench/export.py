@@ -146,8 +146,9 @@ def to_table(sweeps: Sequence[Sweep]) -> str:
     blocks = []
     for sweep in sweeps:
         trials = sorted(sweep.trials.all(), key=lambda t: t.index)
+        embedded = ", embedded" if sweep.embedded else ""
         lines = [
-            f"Sweep #{sweep.pk} on {sweep.vendor} {sweep.target} ({sweep.alias}), "
+            f"Sweep #{sweep.pk} on {sweep.target} (alias {sweep.alias}{embedded}), "
             f"{sweep.started_at:%Y-%m-%d %H:%M} UTC, {sweep.status}",
             trials_table(trials) if trials else "(no trials)",
             *sweep_summary(sweep),

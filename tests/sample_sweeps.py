@@ -80,10 +80,26 @@ def typical_sweep(**kwargs: Any) -> Sweep:
             {"pool_size": 10, "rps": 1011.3333333333334},
             {"pool_size": 16, "rps": 1103.25, "p95": 44.4, "p99": 71.123456789},
             {
-                "pool_size": 200, "rps": 701.9, "failures": 37, "p99": 3100.0,
-                "errors": [{"message": "HTTP 503: PoolTimeout: couldn't get a connection after 10.00 sec", "count": 37}],
+                "pool_size": 200,
+                "rps": 701.9,
+                "failures": 37,
+                "p99": 3100.0,
+                "errors": [
+                    {
+                        "message": "HTTP 503: PoolTimeout: couldn't get a connection after 10.00 sec",
+                        "count": 37,
+                    }
+                ],
             },
-            {"pool_size": 50, "rps": 0, "status": Trial.Status.ERROR, "p50": None, "p95": None, "p99": None, "max": None},
+            {
+                "pool_size": 50,
+                "rps": 0,
+                "status": Trial.Status.ERROR,
+                "p50": None,
+                "p95": None,
+                "p99": None,
+                "max": None,
+            },
         ],  # fmt: skip
         best_size=16,
         best_rps=1103.25,

@@ -20,11 +20,12 @@ from .sample_sweeps import make_sweep, typical_sweep
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
+# Export column -> Trial field (the same names).
 FLOAT_COLUMNS = {
-    "rps": "rps", "failure_pct": "failure_pct", "latency_p50_ms": "latency_p50_ms",
-    "latency_p95_ms": "latency_p95_ms", "latency_p99_ms": "latency_p99_ms", "latency_max_ms": "latency_max_ms",
-    "duration_s": "duration_s",
-}  # fmt: skip
+    c: c
+    for c in ("rps", "failure_pct", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
+}
+FLOAT_COLUMNS["duration_s"] = "duration_s"
 INT_COLUMNS = {"pool_size": "pool_size", "requests": "requests", "failures": "failures", "workers": "workers"}
 
 
@@ -83,7 +84,7 @@ def test_report_defaults_to_the_latest_sweep_as_a_table():
     old = typical_sweep(minutes_ago=600)
     new = make_sweep([{"pool_size": 4, "rps": 321.5}, {"pool_size": 8, "rps": 654.25}], minutes_ago=5)
     text = _report()
-    assert text.startswith(f"Sweep #{new.pk} on postgresql ")
+    assert text.startswith(f"Sweep #{new.pk} on postgresql://root@127.0.0.1:5432/test (alias default), ")
     assert f"#{old.pk}" not in text
     assert re.search(r"^1\s+pool 4\s+2x32\s+321\.5\s", text, re.M), text
     assert re.search(r"^2\s+pool 8\s+2x32\s+654\.2\s", text, re.M), text
@@ -121,7 +122,10 @@ def test_html_report_is_self_contained_with_one_point_per_trial(tmp_path):
 
 
 def test_html_report_of_two_sweeps_overlays_them(tmp_path):
-    a, b = typical_sweep(minutes_ago=90), make_sweep([{"pool_size": 3, "rps": 77.7}, {"pool_size": 9, "rps": 99.0}])
+    a, b = (
+        typical_sweep(minutes_ago=90),
+        make_sweep([{"pool_size": 3, "rps": 77.7}, {"pool_size": 9, "rps": 99.0}]),
+    )
     html = _report(str(a.pk), str(b.pk), "--format", "html")
     compare = html.split('id="sweep-')[0]
     chart = re.search(r'<svg class="pb-chart" data-metric="rps".*?</svg>', compare, re.S).group(0)
@@ -135,8 +139,8 @@ def test_html_report_of_two_sweeps_overlays_them(tmp_path):
         (["12345"], "no sweep with id 12345; the latest are {latest} (omit the id for the latest sweep)"),
         (["abc"], "sweep id 'abc' is not a whole number; give ids like 3 or 3 4 (see the admin)"),
         (
-            ["--output", "/no/such/dir/r.html"],
-            "--output /no/such/dir/r.html: directory /no/such/dir does not exist; create it or write elsewhere",
+            ["--output", "/no/dir/r.html"],
+            "--output /no/dir/r.html: directory /no/dir does not exist; create it or write elsewhere",
         ),
         (["--output", "/tmp"], "--output /tmp: is a directory; give a file name, e.g. /tmp/report.html"),
     ],
@@ -158,12 +162,12 @@ def test_report_without_any_sweep():
     ("args", "message"),
     [
         (
-            ["--report", "/no/such/dir/r.html"],
-            "--report /no/such/dir/r.html: directory /no/such/dir does not exist; create it or write elsewhere",
+            ["--report", "/no/dir/r.html"],
+            "--report /no/dir/r.html: directory /no/dir does not exist; create it or write elsewhere",
         ),
         (
-            ["--json", "/no/such/dir/r.json"],
-            "--json /no/such/dir/r.json: directory /no/such/dir does not exist; create it or write elsewhere",
+            ["--json", "/no/dir/r.json"],
+            "--json /no/dir/r.json: directory /no/dir does not exist; create it or write elsewhere",
         ),
         (["--json", "/tmp"], "--json /tmp: is a directory; give a file name, e.g. /tmp/report.html"),
     ],
@@ -178,7 +182,9 @@ def test_sweep_output_paths_are_checked_before_anything_runs(args, message):
 
 def test_sweep_refuses_one_file_for_both_outputs(tmp_path):
     with pytest.raises(CommandError) as info:
-        call_command("poolbench", "--sizes", "2", "--report", str(tmp_path / "x"), "--json", str(tmp_path / "x"))
+        call_command(
+            "poolbench", "--sizes", "2", "--report", str(tmp_path / "x"), "--json", str(tmp_path / "x")
+        )
     assert str(info.value) == "--report and --json name the same file; give each its own path"
     assert not Sweep.objects.exists()
 
@@ -206,7 +212,12 @@ def test_admin_is_read_only_even_for_a_superuser(admin_client):
     url = reverse("admin:poolbench_sweep_change", args=[sweep.pk])
     before = Sweep.objects.values().get(pk=sweep.pk)
     assert admin_client.post(url, {"status": "failed", "recommendation": "edited"}).status_code == 403
-    assert admin_client.post(reverse("admin:poolbench_sweep_delete", args=[sweep.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(
+            reverse("admin:poolbench_sweep_delete", args=[sweep.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert Sweep.objects.values().get(pk=sweep.pk) == before and sweep.trials.count() == 7
     page = admin_client.get(url).content.decode()
     assert 'name="_save"' not in page and "deletelink" not in page
@@ -223,13 +234,22 @@ def test_sweep_page_shows_charts_and_inline_trials(viewer):
 
 def test_changelist_columns_filters_and_search(viewer):
     pg = typical_sweep(target="postgresql://root@db.example:5432/shop")
-    my = make_sweep([{"pool_size": 4, "rps": 10.0}], vendor="mysql", alias="mysql", target="mysql://root@m:3306/x")
+    my = make_sweep(
+        [{"pool_size": 4, "rps": 10.0}], vendor="mysql", alias="mysql", target="mysql://root@m:3306/x"
+    )
     url = reverse("admin:poolbench_sweep_changelist")
     page = viewer.get(url).content.decode()
-    assert "1,103.2 (size 16)" in page and "5, 10, 16, 50, 200" in page and "postgresql://root@db.example:5432/shop" in page
+    assert (
+        "1,103.2 (size 16)" in page
+        and "5, 10, 16, 50, 200" in page
+        and "postgresql://root@db.example:5432/shop" in page
+    )
     assert [s.pk for s in viewer.get(url, {"vendor__exact": "mysql"}).context["cl"].result_list] == [my.pk]
     assert [s.pk for s in viewer.get(url, {"q": "db.example"}).context["cl"].result_list] == [pg.pk]
-    assert [s.pk for s in viewer.get(url, {"status__exact": "done"}).context["cl"].result_list] == [my.pk, pg.pk]
+    assert [s.pk for s in viewer.get(url, {"status__exact": "done"}).context["cl"].result_list] == [
+        my.pk,
+        pg.pk,
+    ]
 
 
 def test_export_actions_return_the_stored_numbers(viewer):
