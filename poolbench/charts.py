@@ -45,24 +45,33 @@ class Series:
     color: str = PALETTE[0]
     sweep_id: int | None = None
     unplotted: list[Any] = field(default_factory=list)
+    # Finished trials with no pool to size (--mode persistent/none): drawn as dashed horizontal lines.
+    references: list[Any] = field(default_factory=list)
 
 
-def plottable(trials: Iterable[Any]) -> tuple[list[Any], list[Any]]:
-    """Trials with a measured window and a pool size; and the rest (failed, or no pool to size)."""
-    yes, no = [], []
+def plottable(trials: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Finished trials with a pool size; finished ones without (reference lines); the rest (not drawn)."""
+    points, references, rest = [], [], []
     for t in trials:
-        (yes if t.status == "ok" and t.pool_size else no).append(t)
-    return yes, no
+        if t.status != "ok":
+            rest.append(t)
+        elif t.pool_size:
+            points.append(t)
+        else:
+            references.append(t)
+    return points, references, rest
 
 
 def series_for(sweeps: Sequence[Any]) -> list[Series]:
     out = []
     for i, sweep in enumerate(sweeps):
         trials = sorted(sweep.trials.all(), key=lambda t: t.index)
-        yes, no = plottable(trials)
+        points, references, rest = plottable(trials)
         name = f"#{sweep.pk} {sweep.vendor} {sweep.started_at:%Y-%m-%d %H:%M}"
         color = PALETTE[i % len(PALETTE)]
-        out.append(Series(name=name, trials=yes, color=color, sweep_id=sweep.pk, unplotted=no))
+        out.append(
+            Series(name, points, color=color, sweep_id=sweep.pk, unplotted=rest, references=references)
+        )
     return out
 
 
@@ -117,6 +126,8 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
     """One SVG chart of ``metric`` against pool size: a point per trial, a line through the medians."""
     points = [(s, t, getattr(t, metric.field)) for s in series for t in s.trials]
     points = [(s, t, v) for s, t, v in points if v is not None]
+    refs = [(s, t, getattr(t, metric.field)) for s in series for t in s.references]
+    refs = [(s, t, v) for s, t, v in refs if v is not None]
     title = f"{metric.title} ({metric.unit}) by pool size"
     head = (
         f'<svg class="pb-chart" data-metric="{metric.field}" '
@@ -128,13 +139,13 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="600" fill="#222">{escape(metric.title)} '
         f'<tspan fill="#666" font-weight="400">({escape(metric.unit)})</tspan></text>'
     )
-    if not points:
+    if not points and not refs:
         return mark_safe(
             head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#888">'
             "no finished pooled trial to draw</text></svg>"
         )
-    x = _XScale([t.pool_size for _, t, _ in points])
-    ymax = _nice_max(max(v for _, _, v in points) * 1.05)
+    x = _XScale([t.pool_size for _, t, _ in points] or [1])
+    ymax = _nice_max(max(v for _, _, v in points + refs) * 1.05)
     plot_h = HEIGHT - TOP - BOTTOM
 
     def y(v: float) -> float:
@@ -163,6 +174,25 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
         f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle" fill="#333">pool size'
         f"{' (log scale)' if x.log else ''}</text>"
     )
+    label_ys: list[float] = []
+    for s, t, v in sorted(refs, key=lambda r: r[2]):
+        yy = y(v)
+        # Labels of lines close together are stacked upwards instead of printed over each other.
+        label_y = yy - 4
+        while any(abs(label_y - other) < 13 for other in label_ys):
+            label_y -= 13
+        label_ys.append(label_y)
+        tip = f"{s.name}: trial {t.index}, {t.label}: {_fmt(v, metric.digits)} {metric.unit}"
+        parts.append(
+            f'<g class="pb-reference" data-sweep="{s.sweep_id or ""}" data-trial="{t.index}" '
+            f'data-value="{v!r}" data-rps="{t.rps!r}">'
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" '
+            f'stroke="{escape(s.color)}" stroke-width="1.5" stroke-dasharray="5 4"/>'
+            f'<text x="{WIDTH - RIGHT - 4}" y="{label_y:.1f}" text-anchor="end" fill="{escape(s.color)}" '
+            'stroke="#fff" stroke-width="3" paint-order="stroke">'
+            f"{escape(_short_label(t))}: {_fmt(v, metric.digits)}</text>"
+            f"<title>{escape(tip)}</title></g>"
+        )
     offsets = _offsets(series)
     for s in series:
         values = [(t, getattr(t, metric.field)) for t in s.trials if getattr(t, metric.field) is not None]
@@ -212,6 +242,10 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
         parts.append(_legend(series))
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def _short_label(t: Any) -> str:
+    return {"persistent": "persistent", "none": "no pool"}.get(t.mode, t.label)
 
 
 def _fmt_opt(value: float | None) -> str:

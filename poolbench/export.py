@@ -165,6 +165,7 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
         "trials": sorted(sweep.trials.all(), key=lambda t: t.index),
         "charts": charts.charts(series, prefix=prefix),
         "unplotted": series[0].unplotted,
+        "references": series[0].references,
         "top_errors": top_errors(sweep),
     }
 

@@ -133,6 +133,31 @@ def test_html_report_of_two_sweeps_overlays_them(tmp_path):
     assert len(re.findall(rf'class="pb-point"[^>]* data-sweep="{b.pk}"', chart)) == 2
 
 
+def test_trials_without_a_pool_are_reference_lines():
+    sweep = make_sweep(
+        [
+            {"pool_size": 4, "rps": 410.5},
+            {"pool_size": 8, "rps": 820.25},
+            {"pool_size": None, "mode": "none", "conn_max_age": 0, "rps": 301.125},
+            {"pool_size": None, "mode": "persistent", "conn_max_age": 600, "rps": 777.0625},
+        ]
+    )
+    html = export.to_html([sweep])
+    chart = re.search(r'<svg class="pb-chart" data-metric="rps".*?</svg>', html, re.S).group(0)
+    assert [float(v) for v in re.findall(r'<circle class="pb-point"[^>]* data-rps="([^"]+)"', chart)] == [
+        410.5,
+        820.25,
+    ]
+    refs = re.findall(
+        r'<g class="pb-reference"[^>]* data-trial="(\d)"[^>]* data-rps="([^"]+)">.*?<text[^>]*>([^<]+)', chart
+    )
+    assert refs == [("3", "301.125", "no pool: 301.1"), ("4", "777.0625", "persistent: 777.1")]
+    assert (
+        "Dashed lines: trials without a pool (no pool (CONN_MAX_AGE=0), persistent (CONN_MAX_AGE=600))."
+        in html
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
