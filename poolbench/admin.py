@@ -98,10 +98,10 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 @admin.register(Sweep)
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
-        "id", "when", "target_display", "sizes_display", "status", "best_display", "recommended",
+        "when", "target_display", "sizes_display", "status", "best_display", "recommended",
         "trial_count",
     )  # fmt: skip
-    list_display_links = ("id", "when")
+    list_display_links = ("when",)
     list_filter = ("vendor", "status", ("started_at", admin.DateFieldListFilter), "embedded")
     search_fields = ("target", "alias", "vendor", "db_version", "command", "recommendation", "message")
     date_hierarchy = "started_at"
@@ -127,9 +127,9 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sweep]:
         return super().get_queryset(request).annotate(trial_count=Count("trials"))
 
-    @admin.display(description="when", ordering="started_at")
+    @admin.display(description="sweep", ordering="started_at")
     def when(self, sweep: Sweep) -> str:
-        return _nowrap(f"{timezone.localtime(sweep.started_at):%Y-%m-%d %H:%M}")
+        return _nowrap(f"#{sweep.pk} · {timezone.localtime(sweep.started_at):%Y-%m-%d %H:%M}")
 
     @admin.display(description="target", ordering="vendor")
     def target_display(self, sweep: Sweep) -> str:
@@ -140,7 +140,7 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.display(description="sizes")
     def sizes_display(self, sweep: Sweep) -> str:
-        return _nowrap(", ".join(str(s) for s in sweep.sizes or []))
+        return ", ".join(str(s) for s in sweep.sizes or [])
 
     @admin.display(description="best req/s (size)", ordering="best_rps")
     def best_display(self, sweep: Sweep) -> str:

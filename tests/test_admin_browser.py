@@ -56,7 +56,7 @@ def page(tmp_path, monkeypatch):
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1400, "height": 1000},
+            viewport={"width": 1500, "height": 1000},
         )
         try:
             yield context.pages[0] if context.pages else context.new_page()
