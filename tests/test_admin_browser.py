@@ -13,7 +13,6 @@ import re
 import shutil
 from pathlib import Path
 
-import psutil
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
@@ -21,7 +20,7 @@ from django.db import connections
 
 from poolbench.models import Sweep, Trial
 
-from .conftest import ROOT, descendants
+from .conftest import ROOT, stray_processes
 from .sample_sweeps import make_sweep, typical_sweep
 
 pytestmark = [pytest.mark.postgres]
@@ -67,18 +66,6 @@ def page(tmp_path, monkeypatch):
             connections.close_all()
 
 
-def _poolbench_children(pids: set[int]) -> list[str]:
-    out = []
-    for pid in pids:
-        try:
-            cmd = " ".join(psutil.Process(pid).cmdline())
-        except psutil.Error:
-            continue
-        if "poolbench.serve" in cmd or "locust" in cmd:
-            out.append(cmd[:120])
-    return out
-
-
 def viewer(username: str = "viewer") -> User:
     """Staff, with nothing but the view permissions of poolbench's models."""
     user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
@@ -99,17 +86,17 @@ def rps_points(page, scope: str = "") -> list[tuple[int, float]]:
 
 
 @pytest.mark.slow
-def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(page, live_server, tmp_path):
+def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
+    page, live_server, tmp_path, no_stray_children
+):
     """End to end: a real short sweep (gunicorn, Locust, PostgreSQL) writes --report and --json; the admin."""
     report, data = tmp_path / "sweep.html", tmp_path / "sweep.json"
-    before = descendants()
     out = io.StringIO()
     call_command(
         "poolbench", "--sizes", "2,6", "--duration", "2", "--warmup", "1", "--users", "8", "--workers", "1",
         "--threads", "8", "--report", str(report), "--json", str(data), stdout=out, stderr=io.StringIO(),
     )  # fmt: skip
-    # This process's own children only (the shared no_stray_children looks at every process on the machine).
-    assert not _poolbench_children(descendants() - before)
+    assert not stray_processes(tag=no_stray_children), "the sweep left children running"
     sweep = Sweep.objects.get()
     trials = list(sweep.trials.order_by("index"))
     assert [t.pool_size for t in trials] == [2, 6] and all(
