@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-# mysqlclient builds against libmysqlclient (pkg-config finds it); the browser tests use Debian's chromium;
+# mysqlclient builds against libmysqlclient (pkg-config finds it); the browser tests use Debian's chromium
+# (Playwright drives it through executable_path: never `playwright install`, no browser is downloaded);
 # the fidelity benchmark compares with wrk.
 APT_PACKAGES="default-libmysqlclient-dev pkg-config build-essential chromium wrk"
 missing=""

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from poolbench import backends, children
+from poolbench import backends, children, export
 from poolbench.conf import get_config
 from poolbench.load import DEFAULT_LOCUSTFILE, LoadSettings
 from poolbench.plan import MAX_THREADS, MAX_WORKERS, PlanError, build_plan, parse_duration, parse_int_list, parse_modes, parse_sizes
@@ -47,8 +47,11 @@ class Command(BaseCommand):
         parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
         parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections.")
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
+        parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
+        parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        outputs = _output_files(opts)
         options = self.build_options(opts)
         self.verbosity = opts["verbosity"]
         previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -67,6 +70,9 @@ class Command(BaseCommand):
         self.stdout.write(trials_table(trials))
         for line in sweep_summary(sweep):
             self.stdout.write(line)
+        for fmt, path in outputs.items():
+            export.write(path, export.render(export.load_trials_of([sweep]), fmt))
+            self.stdout.write(f"Wrote the {fmt.upper()} report of sweep #{sweep.pk} to {path}")
         if sweep.status == sweep.Status.FAILED:
             raise CommandError(f"Every trial of sweep #{sweep.pk} failed; see the errors above.")
 
@@ -133,6 +139,21 @@ class Command(BaseCommand):
             allow_over_max=opts["allow_over_max"],
             settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", ""),
         )
+
+
+def _output_files(opts: dict[str, Any]) -> dict[str, Path]:
+    """--report and --json, checked before anything starts: a long sweep must not end in a write error."""
+    outputs = {}
+    try:
+        if opts.get("report"):
+            outputs["html"] = export.check_output_path(opts["report"], "--report")
+        if opts.get("json"):
+            outputs["json"] = export.check_output_path(opts["json"], "--json")
+    except export.ExportError as exc:
+        raise CommandError(str(exc)) from exc
+    if len(outputs) == 2 and outputs["html"].resolve() == outputs["json"].resolve():
+        raise CommandError("--report and --json name the same file; give each its own path")
+    return outputs
 
 
 def _sigterm_as_interrupt(signum: int, frame: Any) -> None:

@@ -1,0 +1,266 @@
+"""Read-only admin for sweeps and trials: lists, a sweep page with charts, a compare page and exports.
+
+Measured data is never edited from here: add, change and delete are refused for everyone, so Django shows
+its "view" pages. Who may look is Django's own business: staff users with the ``view`` permission.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import export
+from .models import Sweep, Trial
+
+
+class ReadOnlyMixin:
+    """Results are measurements: nobody adds, edits or deletes them through the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+TRIAL_COLUMNS = (
+    "trial_link", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
+    "failures", "failure_pct_display", "peak_connections", "load_bound",
+)  # fmt: skip
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+class TrialColumns:
+    """Display columns shared by the inline and the trial list."""
+
+    @admin.display(description="#", ordering="index")
+    def trial_link(self, t: Trial) -> str:
+        url = reverse("admin:poolbench_trial_change", args=[t.pk])
+        return format_html('<a href="{}" title="trial details">{}</a>', url, t.index)
+
+    @admin.display(description="config")
+    def config(self, t: Trial) -> str:
+        return t.label
+
+    @admin.display(description="server")
+    def server(self, t: Trial) -> str:
+        return f"{t.workers}×{t.threads}"
+
+    @admin.display(description="req/s", ordering="rps")
+    def rps_display(self, t: Trial) -> str:
+        return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(t.rps), f"{t.rps:,.1f}")
+
+    @admin.display(description="p50 ms")
+    def p50(self, t: Trial) -> str:
+        return _ms(t.latency_p50_ms)
+
+    @admin.display(description="p95 ms")
+    def p95(self, t: Trial) -> str:
+        return _ms(t.latency_p95_ms)
+
+    @admin.display(description="p99 ms")
+    def p99(self, t: Trial) -> str:
+        return _ms(t.latency_p99_ms)
+
+    @admin.display(description="fail %")
+    def failure_pct_display(self, t: Trial) -> str:
+        return f"{t.failure_pct:.1f}"
+
+    @admin.display(description="peak conns")
+    def peak_connections(self, t: Trial) -> Any:
+        return (t.db_stats or {}).get("peak_connections", "-")
+
+
+class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
+    model = Trial
+    extra = 0
+    can_delete = False
+    fields = TRIAL_COLUMNS
+    readonly_fields = TRIAL_COLUMNS
+    ordering = ["index"]
+
+
+@admin.register(Sweep)
+class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "when", "target_display", "sizes_display", "status", "best_display", "recommended",
+        "trial_count",
+    )  # fmt: skip
+    list_display_links = ("when",)
+    list_filter = ("vendor", "status", ("started_at", admin.DateFieldListFilter), "embedded")
+    search_fields = ("target", "alias", "vendor", "db_version", "command", "recommendation", "message")
+    date_hierarchy = "started_at"
+    list_per_page = 50
+    actions = ["compare_selected", "export_csv", "export_json"]
+    inlines = [TrialInline]
+    change_form_template = "admin/poolbench/sweep/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("status", "message", ("started_at", "finished_at"), "command")}),
+        (
+            "Target",
+            {"fields": (("vendor", "alias", "embedded"), "target", ("db_version", "db_max_connections"))},
+        ),
+        ("Result", {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation")}),
+        ("Settings", {"classes": ("collapse",), "fields": ("sizes", "server", "load", "options", "host")}),
+    )
+    readonly_fields = (
+        "status", "message", "started_at", "finished_at", "command", "vendor", "alias", "embedded", "target",
+        "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation",
+        "sizes", "server", "load", "options", "host",
+    )  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Sweep]:
+        return super().get_queryset(request).annotate(trial_count=Count("trials"))
+
+    @admin.display(description="sweep", ordering="started_at")
+    def when(self, sweep: Sweep) -> str:
+        return _nowrap(f"#{sweep.pk} · {timezone.localtime(sweep.started_at):%Y-%m-%d %H:%M}")
+
+    @admin.display(description="target", ordering="vendor")
+    def target_display(self, sweep: Sweep) -> str:
+        embedded = " (embedded)" if sweep.embedded else ""
+        return format_html(
+            "<b>{}</b> · {}<br><small>{}{}</small>", sweep.vendor, sweep.alias, sweep.target, embedded
+        )
+
+    @admin.display(description="sizes")
+    def sizes_display(self, sweep: Sweep) -> str:
+        return ", ".join(str(s) for s in sweep.sizes or [])
+
+    @admin.display(description="best req/s (size)", ordering="best_rps")
+    def best_display(self, sweep: Sweep) -> str:
+        if sweep.best_rps is None:
+            return "-"
+        return _nowrap(f"{sweep.best_rps:,.1f} (size {sweep.best_size})")
+
+    @admin.display(description="recommended", ordering="recommended_size")
+    def recommended(self, sweep: Sweep) -> Any:
+        return sweep.recommended_size if sweep.recommended_size is not None else "-"
+
+    @admin.display(description="trials", ordering="trial_count")
+    def trial_count(self, sweep: Sweep) -> int:
+        return sweep.trial_count  # type: ignore[attr-defined]
+
+    # Pages.
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        extra = [
+            path(
+                "compare/", self.admin_site.admin_view(self.compare_view), name="{}_{}_compare".format(*info)
+            )
+        ]
+        return extra + super().get_urls()
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        sweep = self.get_object(request, unquote(object_id))
+        if sweep is not None:
+            extra_context = {**(extra_context or {}), **export.sweep_context(sweep)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def compare_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.strip().isdigit()]
+        queryset = self.get_queryset(request).filter(pk__in=ids).order_by("started_at", "pk")
+        sweeps = export.load_trials_of(queryset)
+        changelist = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        if len(sweeps) < 2:
+            self.message_user(request, "Select two or more sweeps to compare.", messages.WARNING)
+            return HttpResponseRedirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Compare sweeps " + ", ".join(f"#{s.pk}" for s in sweeps),
+            "sweeps": sweeps,
+            "changelist_url": changelist,
+            **export.compare_context(sweeps),
+        }
+        return TemplateResponse(request, "admin/poolbench/sweep/compare.html", context)
+
+    # Actions: every one only reads.
+
+    @admin.action(description="Compare selected sweeps (charts)")
+    def compare_selected(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> HttpResponse | None:
+        ids = sorted(queryset.values_list("pk", flat=True))
+        if len(ids) < 2:
+            self.message_user(request, "Select two or more sweeps to compare.", messages.WARNING)
+            return None
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_compare")
+        return HttpResponseRedirect(f"{url}?ids={','.join(map(str, ids))}")
+
+    @admin.action(description="Export selected sweeps as CSV (one row per trial)")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> HttpResponse:
+        return _download(export.to_csv(_ordered(queryset)), "text/csv", "csv")
+
+    @admin.action(description="Export selected sweeps as JSON (one object per trial)")
+    def export_json(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> HttpResponse:
+        return _download(export.to_json(_ordered(queryset)), "application/json", "json")
+
+
+def _nowrap(text: str) -> str:
+    return format_html('<span style="white-space: nowrap">{}</span>', text)
+
+
+def _ordered(queryset: QuerySet[Sweep]) -> list[Sweep]:
+    return list(queryset.order_by("started_at", "pk").prefetch_related("trials"))
+
+
+def _download(text: str, content_type: str, ext: str) -> HttpResponse:
+    response = HttpResponse(text, content_type=f"{content_type}; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="poolbench-sweeps-{stamp}.{ext}"'
+    return response
+
+
+@admin.register(Trial)
+class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
+    list_display = ("__str__", "sweep_link", *TRIAL_COLUMNS[2:])
+    list_filter = ("status", "mode", "sweep__vendor", "load_bound")
+    search_fields = ("error_text", "sweep__target", "sweep__alias")
+    list_select_related = ("sweep",)
+    fieldsets = (
+        (None, {"fields": ("sweep", ("index", "repeat", "status"), ("started_at", "finished_at"), "notes")}),
+        ("Configuration", {"fields": (
+            ("mode", "pool_size", "pool_min", "max_overflow"), ("pool_timeout", "conn_max_age"),
+            ("workers", "threads", "max_db_connections", "users"),
+        )}),
+        ("Measured", {"fields": (
+            ("duration_s", "requests", "failures", "failure_pct", "rps"),
+            ("latency_avg_ms", "latency_min_ms", "latency_max_ms"),
+            ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_p999_ms"),
+            "load_bound", "errors", "error_text",
+        )}),
+        ("Pool, database and machine", {"classes": ("collapse",), "fields": (
+            "pool_stats", "db_stats", "cpu", "timing", "overhead", "endpoints", "response_times",
+        )}),
+    )  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Trial._meta.fields]
+
+    @admin.display(description="sweep", ordering="sweep")
+    def sweep_link(self, t: Trial) -> str:
+        url = reverse("admin:poolbench_sweep_change", args=[t.sweep_id])
+        return format_html('<a href="{}">#{}</a>', url, t.sweep_id)

@@ -1,0 +1,232 @@
+"""Sweeps out of the database: CSV, JSON, a terminal table and a self-contained HTML report.
+
+One module for the admin's export actions, ``manage.py poolbench_report`` and ``poolbench --report/--json``,
+so that all three write the same columns and the same numbers. CSV and JSON have one row (object) per trial,
+carrying its sweep's fields; numbers are written exactly as stored (``repr`` of the float), so they read back
+equal. A sweep without any trial still gets one row, with the trial columns empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from . import __version__, charts
+from .models import Sweep
+from .report import sweep_summary, trials_table
+
+FORMATS = ("table", "csv", "json", "html")
+
+# (column, attribute of Sweep)
+SWEEP_COLUMNS: list[tuple[str, str]] = [
+    ("sweep_id", "pk"),
+    ("sweep_started_at", "started_at"),
+    ("sweep_finished_at", "finished_at"),
+    ("sweep_status", "status"),
+    ("vendor", "vendor"),
+    ("alias", "alias"),
+    ("target", "target"),
+    ("embedded", "embedded"),
+    ("db_version", "db_version"),
+    ("db_max_connections", "db_max_connections"),
+    ("sizes", "sizes"),
+    ("best_size", "best_size"),
+    ("best_rps", "best_rps"),
+    ("recommended_size", "recommended_size"),
+    ("recommendation", "recommendation"),
+    ("command", "command"),
+]
+# (column, attribute of Trial)
+TRIAL_COLUMNS: list[tuple[str, str]] = [
+    ("trial_index", "index"),
+    ("repeat", "repeat"),
+    ("trial_status", "status"),
+    ("config", "label"),
+    ("mode", "mode"),
+    ("pool_size", "pool_size"),
+    ("pool_min", "pool_min"),
+    ("max_overflow", "max_overflow"),
+    ("pool_timeout", "pool_timeout"),
+    ("conn_max_age", "conn_max_age"),
+    ("workers", "workers"),
+    ("threads", "threads"),
+    ("max_db_connections", "max_db_connections"),
+    ("users", "users"),
+    ("duration_s", "duration_s"),
+    ("requests", "requests"),
+    ("failures", "failures"),
+    ("failure_pct", "failure_pct"),
+    ("rps", "rps"),
+    ("latency_avg_ms", "latency_avg_ms"),
+    ("latency_min_ms", "latency_min_ms"),
+    ("latency_p50_ms", "latency_p50_ms"),
+    ("latency_p90_ms", "latency_p90_ms"),
+    ("latency_p95_ms", "latency_p95_ms"),
+    ("latency_p99_ms", "latency_p99_ms"),
+    ("latency_p999_ms", "latency_p999_ms"),
+    ("latency_max_ms", "latency_max_ms"),
+    ("load_bound", "load_bound"),
+    ("trial_started_at", "started_at"),
+    ("trial_finished_at", "finished_at"),
+]
+# Derived from JSON fields, flat enough for a spreadsheet.
+EXTRA_COLUMNS = ["peak_db_connections", "error_count", "top_error"]
+COLUMNS = [c for c, _ in SWEEP_COLUMNS] + [c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS
+# Kept whole in JSON only.
+TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead"]
+
+
+class ExportError(ValueError):
+    """An output path that cannot be written; the message names the fix."""
+
+
+def _value(obj: Any, attr: str) -> Any:
+    value = getattr(obj, attr)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def trial_records(sweeps: Sequence[Sweep]) -> list[dict[str, Any]]:
+    """One dict per trial, in sweep then trial order; a sweep without trials gives one, trial fields empty."""
+    records = []
+    for sweep in sweeps:
+        head = {col: _value(sweep, attr) for col, attr in SWEEP_COLUMNS}
+        trials = sorted(sweep.trials.all(), key=lambda t: t.index)
+        if not trials:
+            records.append({**head, **dict.fromkeys([c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS)})
+            continue
+        for t in trials:
+            row = {**head, **{col: _value(t, attr) for col, attr in TRIAL_COLUMNS}}
+            row["peak_db_connections"] = (t.db_stats or {}).get("peak_connections")
+            row["error_count"] = sum(e.get("count", 0) for e in t.errors or [])
+            top = max(t.errors or [], key=lambda e: e.get("count", 0), default=None)
+            row["top_error"] = top["message"][:300] if top else ""
+            for name in TRIAL_JSON_FIELDS:
+                row[name] = getattr(t, name)
+            records.append(row)
+    return records
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same float
+    if isinstance(value, (list, dict)):
+        if all(isinstance(v, int) for v in value) and isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def to_csv(sweeps: Sequence[Sweep]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in trial_records(sweeps):
+        writer.writerow([_csv_cell(row.get(c)) for c in COLUMNS])
+    return out.getvalue()
+
+
+def to_json(sweeps: Sequence[Sweep]) -> str:
+    return json.dumps(trial_records(sweeps), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_table(sweeps: Sequence[Sweep]) -> str:
+    blocks = []
+    for sweep in sweeps:
+        trials = sorted(sweep.trials.all(), key=lambda t: t.index)
+        embedded = ", embedded" if sweep.embedded else ""
+        lines = [
+            f"Sweep #{sweep.pk} on {sweep.target} (alias {sweep.alias}{embedded}), "
+            f"{sweep.started_at:%Y-%m-%d %H:%M} UTC, {sweep.status}",
+            trials_table(trials) if trials else "(no trials)",
+            *sweep_summary(sweep),
+        ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
+    """What a page needs to show one sweep: its trials, the four charts, and what could not be drawn."""
+    series = charts.series_for([sweep])
+    return {
+        "sweep": sweep,
+        "trials": sorted(sweep.trials.all(), key=lambda t: t.index),
+        "charts": charts.charts(series, prefix=prefix),
+        "unplotted": series[0].unplotted,
+        "references": series[0].references,
+        "top_errors": top_errors(sweep),
+    }
+
+
+def top_errors(sweep: Sweep, limit: int = 5) -> list[tuple[int, str]]:
+    """The most frequent error messages over the sweep's trials, as (count, message)."""
+    counts: dict[str, int] = {}
+    for t in sweep.trials.all():
+        for e in t.errors or []:
+            counts[e["message"]] = counts.get(e["message"], 0) + e["count"]
+    return [(n, m) for m, n in sorted(counts.items(), key=lambda kv: -kv[1])[:limit]]
+
+
+def compare_context(sweeps: Sequence[Sweep]) -> dict[str, Any]:
+    series = charts.series_for(sweeps)
+    return {
+        "series": series,
+        "charts": charts.charts(series, prefix="compare"),
+        "rows": [
+            {"sweep": sw, "color": s.color, "trials": len(s.trials)}
+            for sw, s in zip(sweeps, series, strict=True)
+        ],
+    }
+
+
+def to_html(sweeps: Sequence[Sweep]) -> str:
+    """One self-contained page: inline CSS and SVG, no script, no external URL."""
+    context = {
+        "sweeps": [sweep_context(s, prefix=f"sweep{s.pk}") for s in sweeps],
+        "compare": compare_context(sweeps) if len(sweeps) > 1 else None,
+        "generated_at": timezone.now(),
+        "version": __version__,
+    }
+    return render_to_string("poolbench/report.html", context)
+
+
+def render(sweeps: Sequence[Sweep], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return {"table": to_table, "csv": to_csv, "json": to_json, "html": to_html}[fmt](sweeps)
+
+
+def check_output_path(path: str | os.PathLike[str], option: str) -> Path:
+    """Refuse an output path that cannot be written, before any work starts."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ExportError(f"{option} {path}: is a directory; give a file name, e.g. {p / 'report.html'}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ExportError(f"{option} {path}: directory {parent} does not exist; create it or write elsewhere")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ExportError(f"{option} {path}: cannot write there (permission denied); choose a writable path")
+    return p
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def load_trials_of(sweeps: Sequence[Sweep]) -> list[Sweep]:
+    """The sweeps with their trials fetched in one query each way."""
+    ids = [s.pk for s in sweeps]
+    fetched = {s.pk: s for s in Sweep.objects.filter(pk__in=ids).prefetch_related("trials")}
+    return [fetched[i] for i in ids if i in fetched]
