@@ -1,8 +1,7 @@
-"""System checks for what would make a sweep fail before it starts."""
+"""System checks for what would make a sweep fail before it starts. Every hint names the fix."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from django.core import checks
@@ -24,6 +23,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 @checks.register(checks.Tags.database)
 def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """poolbench.E002 (psycopg pool missing), E003 (MySQL pool missing), W001 (a backend with no pool)."""
     from django.conf import settings
 
     from .conf import get_config
@@ -35,20 +35,20 @@ def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: An
         return messages
     for alias, cfg in settings.DATABASES.items():
         vendor = backends.vendor_of(cfg.get("ENGINE", ""))
-        if vendor == "postgresql" and importlib.util.find_spec("psycopg_pool") is None:
+        if vendor == "postgresql" and not backends.installed("psycopg_pool"):
             messages.append(
                 checks.Error(
-                    f"Database '{alias}' is PostgreSQL but psycopg_pool is not installed, so poolbench "
-                    "cannot run pooled trials on it.",
-                    hint="pip install 'psycopg[pool]' (or 'poolbench', which requires it).",
+                    f"Database '{alias}' is PostgreSQL but psycopg_pool (the psycopg pool package) is not "
+                    "installed, so poolbench cannot run pooled trials on it.",
+                    hint="pip install 'psycopg[pool]' (or reinstall poolbench, which requires it).",
                     id="poolbench.E002",
                 )
             )
-        elif vendor == "mysql" and importlib.util.find_spec("dj_db_conn_pool") is None:
+        elif vendor == "mysql" and not backends.installed("dj_db_conn_pool"):
             messages.append(
                 checks.Error(
                     f"Database '{alias}' is MySQL/MariaDB, which Django cannot pool by itself, and "
-                    "django-db-connection-pool is not installed.",
+                    "django-db-connection-pool (dj_db_conn_pool) is not installed.",
                     hint="pip install 'poolbench[mysql]' (mysqlclient + django-db-connection-pool).",
                     id="poolbench.E003",
                 )
@@ -58,7 +58,7 @@ def check_databases(app_configs: Any = None, databases: Any = None, **kwargs: An
                 checks.Warning(
                     f"Database '{alias}' uses {cfg.get('ENGINE')}, which poolbench cannot pool.",
                     hint="Benchmark a PostgreSQL or MySQL/MariaDB alias with --database, or set "
-                    "POOLBENCH = {'EMBEDDED': True} to benchmark an embedded PostgreSQL.",
+                    "POOLBENCH = {'EMBEDDED': True} (or pass --embedded) to benchmark an embedded PostgreSQL.",
                     id="poolbench.W001",
                 )
             )
