@@ -47,7 +47,7 @@ def endpoints_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
     """Per path and trial: requests and failures (non-2xx/3xx answers count as failures), with the error."""
     rows = []
     for t in trials:
-        for e in t.endpoints or []:
+        for e in sorted(t.endpoints or [], key=lambda e: str(e.get("name"))):
             requests, failures = int(e.get("requests") or 0), int(e.get("failures") or 0)
             error = next((x["message"] for x in t.errors or [] if e.get("name") in x.get("names", [])), "")
             rows.append(
@@ -62,7 +62,10 @@ def endpoints_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
                     error[:80],
                 ]
             )
-    return tabulate(rows, headers=PATH_HEADERS, tablefmt=tablefmt, disable_numparse=True) if rows else ""
+    headers = PATH_HEADERS
+    if not any(row[-1] for row in rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True) if rows else ""
 
 
 def shows_pages(trials: Iterable[Trial]) -> bool:

@@ -297,15 +297,15 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     try:
         server.start()
         trial.overhead["server_start_s"] = round(server.started_in, 3)
-        for problem in check_pages(server, options.load):
-            trial.notes.append(problem)
-            if spec.index == 1:
-                report("warning", f"{where}: {problem}")
         report(
             "info",
             f"{where}: server up on {server.url} in {server.started_in:.1f}s; "
             f"{options.load.users} users for {options.load.duration:g}s (+{options.load.warmup:g}s warm-up)...",
         )
+        for problem in check_pages(server, options.load):
+            trial.notes.append(problem)
+            if spec.index == 1:
+                report("warning", f"{where}: {problem}")
         db_sampler = DatabaseConnections(options.target.harness_connection, options.target.vendor).start()
         locust_pid: list[int] = []
         cpu = ProcessCPU(lambda: {"server": [server.proc.pid] if server.proc else [], "load": list(locust_pid)})

@@ -146,7 +146,6 @@ class Command(BaseCommand):
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
         if not locustfile.is_file():
             raise CommandError(f"--locustfile {locustfile}: no such file; give the path of a Locust scenario (.py)")
-        locustfile = locustfile.resolve()  # Locust runs in the trial's own directory
         embedded = bool(opts["embedded"] or config["EMBEDDED"])
         try:
             target = resolve(opts["database"], embedded=embedded)

@@ -1,0 +1,8 @@
+"""The settings the shop runs with: DJANGO_SETTINGS_MODULE=shopsite.settings_live."""
+
+import os
+
+from .settings import *  # noqa: F403
+
+SHOP_FLAVOUR = "live"
+DATABASES["default"]["NAME"] = os.environ["SHOP_DB_NAME"]  # noqa: F405
