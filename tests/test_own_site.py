@@ -101,7 +101,9 @@ def _site_env(venv: Path) -> dict[str, str]:
 def shop(site_venv, site_db):
     """Run the shop's manage.py with the venv's python, the way its developer would."""
 
-    def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def manage(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(site_venv / "bin" / "python"), "manage.py", *args],
             cwd=SITE,
@@ -111,7 +113,10 @@ def shop(site_venv, site_db):
             timeout=timeout,
         )
 
-    for args in (["migrate", "--noinput"], ["createsuperuser", "--noinput", "--username", "alice", "--email", "a@x.example"]):
+    for args in (
+        ["migrate", "--noinput"],
+        ["createsuperuser", "--noinput", "--username", "alice", "--email", "a@x.example"],
+    ):
         result = manage(*args)
         assert result.returncode == 0, result.stdout + result.stderr
     return manage
@@ -136,7 +141,9 @@ def _last_sweep() -> tuple[dict, list[dict]]:
     sweep_row = _query(f"SELECT {cols} FROM poolbench_sweep ORDER BY id DESC LIMIT 1")[0]
     sweep = dict(zip(["id", "status", "options", "load"], sweep_row, strict=True))
     names = ["pool_size", "status", "requests", "failures", "rps", "endpoints", "errors", "notes", "db_stats"]
-    rows = _query(f'SELECT {", ".join(names)} FROM poolbench_trial WHERE sweep_id = %s ORDER BY "index"', sweep["id"])
+    rows = _query(
+        f'SELECT {", ".join(names)} FROM poolbench_trial WHERE sweep_id = %s ORDER BY "index"', sweep["id"]
+    )
     return sweep, [dict(zip(names, r, strict=True)) for r in rows]
 
 
@@ -182,7 +189,18 @@ print(json.dumps(out))
 
 def test_sweep_of_the_sites_own_pages(shop, no_site_children):
     urls_before = _urls_digest()
-    result = shop("poolbench", "--sizes", "2,4", "--path", "/books/:3", "--path", "/private/", "--login-user", "alice", *SHORT)
+    result = shop(
+        "poolbench",
+        "--sizes",
+        "2,4",
+        "--path",
+        "/books/:3",
+        "--path",
+        "/private/",
+        "--login-user",
+        "alice",
+        *SHORT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     text = result.stdout
     assert "Logged in as alice: a session in the site's store, removed after the sweep." in text
@@ -224,7 +242,9 @@ def test_sweep_of_the_sites_own_pages(shop, no_site_children):
 def test_own_locustfile_sees_the_sites_app_settings_and_login(shop, no_site_children):
     """The shop's own scenario fails any answer without its WSGI app's and middleware's headers, the live
     settings flavour, the seeded books, or alice's name on the private page."""
-    result = shop("poolbench", "--sizes", "3", "--locustfile", "locustfiles/shopper.py", "--login-user", "alice", *SHORT)
+    result = shop(
+        "poolbench", "--sizes", "3", "--locustfile", "locustfiles/shopper.py", "--login-user", "alice", *SHORT
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     sweep, [trial] = _last_sweep()
     assert sweep["load"]["locustfile"] == str(SITE / "locustfiles" / "shopper.py")
@@ -235,7 +255,9 @@ def test_own_locustfile_sees_the_sites_app_settings_and_login(shop, no_site_chil
 
 
 def test_failures_are_reported_by_path(shop, no_site_children):
-    result = shop("poolbench", "--sizes", "2", "--path", "/books/", "--path", "/broken/", "--path", "/private/", *SHORT)
+    result = shop(
+        "poolbench", "--sizes", "2", "--path", "/books/", "--path", "/broken/", "--path", "/private/", *SHORT
+    )
     assert result.returncode == 0, result.stdout + result.stderr  # not every request failed
     assert (
         "GET /private/ answered 302 to /accounts/login/?next=/private/ (a login page? use --login-user NAME): "
@@ -249,11 +271,22 @@ def test_failures_are_reported_by_path(shop, no_site_children):
     assert pages["/books/"]["failures"] == 0 and pages["/private/"]["failures"] == 0
     assert trial["failures"] == pages["/broken/"]["failures"]
     assert trial["errors"] == [
-        {"message": "HTTP 500: RuntimeError: the warehouse is on fire", "count": trial["failures"], "names": ["/broken/"]}
+        {
+            "message": "HTTP 500: RuntimeError: the warehouse is on fire",
+            "count": trial["failures"],
+            "names": ["/broken/"],
+        }
     ]
-    row = re.search(r"^1\s+pool 2\s+GET /broken/\s+(\d+)\s+(\d+)\s+100\.0\s+\S+\s+HTTP 500: RuntimeError: the warehouse", result.stdout, re.M)
+    row = re.search(
+        r"^1\s+pool 2\s+GET /broken/\s+(\d+)\s+(\d+)\s+100\.0\s+\S+\s+HTTP 500: RuntimeError: the warehouse",
+        result.stdout,
+        re.M,
+    )
     assert row and row.group(1) == row.group(2) == str(pages["/broken/"]["requests"]), result.stdout
-    assert f"{trial['failures']} x HTTP 500: RuntimeError: the warehouse is on fire (on /broken/)" in result.stdout
+    assert (
+        f"{trial['failures']} x HTTP 500: RuntimeError: the warehouse is on fire (on /broken/)"
+        in result.stdout
+    )
 
 
 def test_bad_input_from_the_sites_command_line(shop):

@@ -42,19 +42,28 @@ def test_parse_paths_with_weights():
             "poolbench adds the trial server's host), e.g. --path /books/",
         ),
         (["--path", ""], "--path is empty; give a page of your site, e.g. --path /books/"),
-        (["--path", "/books/:0"], "--path '/books/:0': weight 0 is not positive; use 1 or more, e.g. --path /books/:3"),
+        (
+            ["--path", "/books/:0"],
+            "--path '/books/:0': weight 0 is not positive; use 1 or more, e.g. --path /books/:3",
+        ),
         (
             ["--path", "/books/:x"],
             "--path '/books/:x': weight 'x' is not a whole number; put a positive integer after the last colon, "
             "e.g. --path /books/:3",
         ),
-        (["--path", "/books/:5000"], "--path '/books/:5000': weight 5000 is larger than 1000; use 1000 or less"),
+        (
+            ["--path", "/books/:5000"],
+            "--path '/books/:5000': weight 5000 is larger than 1000; use 1000 or less",
+        ),
         (
             ["--path", "/books/", "--path", "/books/:2"],
             "--path /books/ is given twice; give each path once, with a weight for a larger share, "
             "e.g. --path /books/:3",
         ),
-        (["--path", "/a b/"], "--path '/a b/' contains white space; percent-encode it (%20), e.g. --path /a%20b/"),
+        (
+            ["--path", "/a b/"],
+            "--path '/a b/' contains white space; percent-encode it (%20), e.g. --path /a%20b/",
+        ),
         (
             ["--login-user", "nobody"],
             "--login-user nobody: no such user (auth.User.username) in the site's database; give an existing "
@@ -134,7 +143,10 @@ def _by_id(messages):
 def test_checks_all_clear_when_packages_are_installed():
     found = _by_id(checks.check_databases())
     assert set(found) == {"poolbench.W001"}  # only the SQLite alias 'lite' of the test settings
-    assert found["poolbench.W001"].msg == "Database 'lite' uses django.db.backends.sqlite3, which poolbench cannot pool."
+    assert (
+        found["poolbench.W001"].msg
+        == "Database 'lite' uses django.db.backends.sqlite3, which poolbench cannot pool."
+    )
     assert "--database" in found["poolbench.W001"].hint and "EMBEDDED" in found["poolbench.W001"].hint
 
 

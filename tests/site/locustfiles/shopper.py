@@ -16,7 +16,9 @@ class Shopper(FastHttpUser):
 
     def _get(self, path, name, must_contain):
         headers = {"Cookie": COOKIE} if COOKIE else None
-        with self.client.get(path, name=name, headers=headers, catch_response=True, allow_redirects=False) as resp:
+        with self.client.get(
+            path, name=name, headers=headers, catch_response=True, allow_redirects=False
+        ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}")
             elif resp.headers.get("X-Shop-Wsgi") != "shop_application":
