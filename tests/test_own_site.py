@@ -169,7 +169,9 @@ try:
     static("books/shop.css"); out["static"] = "ok"
 except ValueError as exc:
     out["static"] = str(exc)
-out["client_books"] = Client(SERVER_NAME="shop.example").get("/books/").status_code
+client = Client(SERVER_NAME="shop.example")
+out["client_http"] = client.get("/books/").status_code
+out["client_books"] = client.get("/books/", secure=True).status_code
 out["overrides"] = sorted(trial_overrides())
 print(json.dumps(out))
 """
@@ -180,7 +182,8 @@ print(json.dumps(out))
     assert out["resolves"] is False
     # The manifest is missing: {% static %} fails in the site's own process...
     assert out["static"] == "Missing staticfiles manifest entry for 'books/shop.css'"
-    assert out["overrides"] == ["static_storage"]
+    assert out["overrides"] == ["ssl_redirect", "static_storage"]
+    assert out["client_http"] == 301  # SECURE_SSL_REDIRECT: plain HTTP goes to https
     # ...and the books page refuses requests that bypass the shop's WSGI app and middleware.
     assert out["client_books"] == 500
     check = shop("check")
@@ -209,6 +212,7 @@ def test_sweep_of_the_sites_own_pages(shop, no_site_children):
         "(a pool cannot be combined with persistent connections)." in text
     )
     assert "In the trial server only: STORAGES['staticfiles'] uses " in text
+    assert "In the trial server only: SECURE_SSL_REDIRECT=True would redirect every request to https" in text
     assert f"/{DB_NAME}" in text and "alias 'default'" in text
 
     sweep, trials = _last_sweep()

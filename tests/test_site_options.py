@@ -166,6 +166,7 @@ def test_check_psycopg_pool_missing(monkeypatch):
     assert "poolbench.E003" not in found and "poolbench.W003" not in found
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_check_mysql_pool_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "dj_db_conn_pool", None)
     found = _by_id(checks.check_databases())
@@ -180,6 +181,7 @@ def test_check_mysql_pool_missing(monkeypatch):
         assert _by_id(checks.check_databases())["poolbench.E003"].level == 40
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_check_unpoolable_default_alias():
     with override_settings(DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x"}}):
         found = _by_id(checks.check_databases())
@@ -188,3 +190,22 @@ def test_check_unpoolable_default_alias():
         )
         with override_settings(POOLBENCH={"EMBEDDED": True}):
             assert "poolbench.W001" not in _by_id(checks.check_databases())
+
+
+MANIFEST_STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+
+
+def test_trial_overrides_follow_the_sites_settings(tmp_path):
+    from poolbench.site import trial_overrides
+
+    with override_settings(DEBUG=False, STORAGES=MANIFEST_STORAGES, STATIC_ROOT=str(tmp_path)):
+        assert list(trial_overrides()) == ["static_storage"]  # no manifest: collectstatic never ran
+        (tmp_path / "staticfiles.json").write_text('{"paths": {}, "version": "1.1", "hash": "x"}')
+        assert trial_overrides() == {}  # collected: the site's own storage is kept
+    with override_settings(DEBUG=True, STORAGES=MANIFEST_STORAGES, STATIC_ROOT=str(tmp_path / "none")):
+        assert trial_overrides() == {}  # with DEBUG the manifest storage needs no manifest
+    with override_settings(SECURE_SSL_REDIRECT=True):
+        assert list(trial_overrides()) == ["ssl_redirect"]
