@@ -213,8 +213,8 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
 def site_changes(options: SweepOptions) -> list[str]:
     """What the trial server changes in the site's settings (never in its files), in words."""
     changes = list(options.overrides.values())
-    age = options.target.database.get("CONN_MAX_AGE")
-    if age and any(s.pooled for s in options.plan.specs):
+    age = options.target.database.get("CONN_MAX_AGE", 0)
+    if age != 0 and any(s.pooled for s in options.plan.specs):  # None means "for ever"
         changes.insert(
             0,
             f"CONN_MAX_AGE={age} of alias '{options.target.alias}' is set to 0 in the pooled trials "
@@ -273,7 +273,7 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         max_db_connections=spec.max_db_connections,
         users=options.load.users,
     )
-    if options.target.alias and options.target.database.get("CONN_MAX_AGE") and spec.pooled:
+    if options.target.alias and options.target.database.get("CONN_MAX_AGE", 0) != 0 and spec.pooled:
         trial.notes.append(
             f"CONN_MAX_AGE={options.target.database['CONN_MAX_AGE']} in the site's settings was set to 0 "
             "for this pooled trial (Django's pool does not support persistent connections)."

@@ -209,3 +209,25 @@ def test_trial_overrides_follow_the_sites_settings(tmp_path):
         assert trial_overrides() == {}  # with DEBUG the manifest storage needs no manifest
     with override_settings(SECURE_SSL_REDIRECT=True):
         assert list(trial_overrides()) == ["ssl_redirect"]
+
+
+@pytest.mark.parametrize(
+    ("age", "modes", "said"),
+    [(None, ["pool"], True), (60, ["queuepool"], True), (0, ["pool"], False), (60, ["persistent"], False)],
+)
+def test_conn_max_age_change_is_said_for_pooled_trials_only(age, modes, said):
+    from poolbench.load import LoadSettings
+    from poolbench.plan import build_plan
+    from poolbench.runner import SweepOptions, site_changes
+    from poolbench.targets import Target
+
+    options = SweepOptions(
+        plan=build_plan(sizes=[2], modes=modes, workers=[1], threads=[4]),
+        target=Target(alias="default", database={"CONN_MAX_AGE": age}, vendor="postgresql"),
+        load=LoadSettings(users=1, spawn_rate=0, duration=1, warmup=0),
+    )
+    expected = (
+        f"CONN_MAX_AGE={age} of alias 'default' is set to 0 in the pooled trials "
+        "(a pool cannot be combined with persistent connections)"
+    )
+    assert site_changes(options) == ([expected] if said else [])
