@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import ROOT, stray_processes
+from .conftest import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -122,15 +122,6 @@ def shop(site_venv, site_db):
     return manage
 
 
-@pytest.fixture
-def no_site_children(site_venv):
-    """No trial server or Locust child of the site's venv survives the command (other checkouts' tests
-    may run their own children on this machine at the same time: only the venv's count)."""
-    yield
-    left = stray_processes(str(site_venv))
-    assert not left, f"child processes left running: {left}"
-
-
 def _query(sql: str, *params) -> list[tuple]:
     with psycopg.connect(f"host=127.0.0.1 port=5432 user=root dbname={DB_NAME}") as conn:
         return conn.execute(sql, params).fetchall()
@@ -190,7 +181,7 @@ print(json.dumps(out))
     assert check.returncode == 0 and "System check identified no issues" in check.stdout, check.stderr
 
 
-def test_sweep_of_the_sites_own_pages(shop, no_site_children):
+def test_sweep_of_the_sites_own_pages(shop, no_stray_children):
     urls_before = _urls_digest()
     result = shop(
         "poolbench",
@@ -243,7 +234,7 @@ def test_sweep_of_the_sites_own_pages(shop, no_site_children):
     assert _query("SELECT count(*) FROM django_session") == [(0,)]
 
 
-def test_own_locustfile_sees_the_sites_app_settings_and_login(shop, no_site_children):
+def test_own_locustfile_sees_the_sites_app_settings_and_login(shop, no_stray_children):
     """The shop's own scenario fails any answer without its WSGI app's and middleware's headers, the live
     settings flavour, the seeded books, or alice's name on the private page."""
     result = shop(
@@ -258,7 +249,7 @@ def test_own_locustfile_sees_the_sites_app_settings_and_login(shop, no_site_chil
     assert set(pages) == {"book list", "private page"} and min(pages.values()) > 0
 
 
-def test_failures_are_reported_by_path(shop, no_site_children):
+def test_failures_are_reported_by_path(shop, no_stray_children):
     result = shop(
         "poolbench", "--sizes", "2", "--path", "/books/", "--path", "/broken/", "--path", "/private/", *SHORT
     )
