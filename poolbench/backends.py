@@ -49,7 +49,10 @@ def missing_pool_package(vendor: str, modes: list[str]) -> str | None:
         if mode in POOL_PACKAGES:
             module, what, fix = POOL_PACKAGES[mode]
             if not installed(module):
-                return f"--mode {mode} on {label(vendor)} needs {what}, which is not installed; {fix}, or choose another --mode"
+                return (
+                    f"--mode {mode} on {label(vendor)} needs {what}, which is not installed; "
+                    f"{fix}, or choose another --mode"
+                )
     return None
 
 

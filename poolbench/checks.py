@@ -28,7 +28,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 def check_databases(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """poolbench.E002/W002: psycopg pool missing; E003/W003: MySQL pool missing; W001: a backend with no pool."""
+    """E002/W002: psycopg pool missing; E003/W003: MySQL pool missing; W001: a backend with no pool."""
     from django.conf import settings
 
     from .conf import get_config
@@ -67,7 +67,8 @@ def check_databases(
                 checks.Warning(
                     f"Database '{alias}' uses {cfg.get('ENGINE')}, which poolbench cannot pool.",
                     hint="Benchmark a PostgreSQL or MySQL/MariaDB alias with --database, or set "
-                    "POOLBENCH = {'EMBEDDED': True} (or pass --embedded) to benchmark an embedded PostgreSQL.",
+                    "POOLBENCH = {'EMBEDDED': True} (or pass --embedded) to benchmark an embedded "
+                    "PostgreSQL.",
                     id="poolbench.W001",
                 )
             )

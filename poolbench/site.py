@@ -107,8 +107,9 @@ def trial_overrides() -> dict[str, str]:
     """
     overrides: dict[str, str] = {}
     if _manifest_missing():
+        backend = settings.STORAGES["staticfiles"]["BACKEND"]
         overrides["static_storage"] = (
-            f"STORAGES['staticfiles'] uses {settings.STORAGES['staticfiles']['BACKEND']} with DEBUG=False but "
+            f"STORAGES['staticfiles'] uses {backend} with DEBUG=False but "
             "its manifest (collectstatic) is missing, so {% static %} would fail: the trial server uses "
             f"{PLAIN_STATIC_STORAGE} instead (static URLs without hashes)"
         )

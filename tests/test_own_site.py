@@ -255,7 +255,8 @@ def test_failures_are_reported_by_path(shop, no_stray_children):
     )
     assert result.returncode == 0, result.stdout + result.stderr  # not every request failed
     assert (
-        "GET /private/ answered 302 to /accounts/login/?next=/private/ (a login page? use --login-user NAME): "
+        "GET /private/ answered 302 to /accounts/login/?next=/private/ "
+        "(a login page? use --login-user NAME): "
         "the trials measure that redirect, not the page" in result.stderr
     )
     assert "GET /broken/ answered 500 before the load: its requests will count as failures" in result.stderr

@@ -48,7 +48,8 @@ def test_parse_paths_with_weights():
         ),
         (
             ["--path", "/books/:x"],
-            "--path '/books/:x': weight 'x' is not a whole number; put a positive integer after the last colon, "
+            "--path '/books/:x': weight 'x' is not a whole number; put a positive integer after the last "
+            "colon, "
             "e.g. --path /books/:3",
         ),
         (
