@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from typing import Any
 
 POOLABLE = ("postgresql", "mysql")
@@ -20,6 +21,39 @@ _QUEUEPOOL_ENGINES = {
     "postgresql": "dj_db_conn_pool.backends.postgresql",
     "mysql": "dj_db_conn_pool.backends.mysql",
 }
+
+
+# The package each pooled mode imports in the trial server, and how to install it.
+POOL_PACKAGES: dict[str, tuple[str, str, str]] = {
+    # mode: (module, what it is, the fix)
+    "pool": ("psycopg_pool", "the psycopg pool package (psycopg_pool)", "pip install 'psycopg[pool]'"),
+    "queuepool": (
+        "dj_db_conn_pool",
+        "django-db-connection-pool (dj_db_conn_pool)",
+        "pip install 'poolbench[mysql]' (or pip install django-db-connection-pool)",
+    ),
+}
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (a module set to None in sys.modules counts as missing)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_pool_package(vendor: str, modes: list[str]) -> str | None:
+    """The problem and its fix when a pooled mode's package is not installed, else None."""
+    for mode in modes:
+        if mode in POOL_PACKAGES:
+            module, what, fix = POOL_PACKAGES[mode]
+            if not installed(module):
+                return (
+                    f"--mode {mode} on {label(vendor)} needs {what}, which is not installed; "
+                    f"{fix}, or choose another --mode"
+                )
+    return None
 
 
 def vendor_of(engine: str) -> str:

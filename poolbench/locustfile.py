@@ -38,6 +38,10 @@ class PoolbenchUser(FastHttpUser):
     def page(self) -> None:
         path = _PATHS[0] if len(_PATHS) == 1 else random.choices(_PATHS, _WEIGHTS)[0]
         headers = {"Cookie": COOKIE} if COOKIE else None
-        with self.client.get(path, name=path, headers=headers, catch_response=True) as resp:
+        # Redirects are not followed: a 3xx is the page's own answer (a login redirect is named by the
+        # runner's check before the load), and following it would measure another page under this name.
+        with self.client.get(
+            path, name=path, headers=headers, catch_response=True, allow_redirects=False
+        ) as resp:
             if not 200 <= (resp.status_code or 0) < 400:
                 resp.failure(failure_message(resp.status_code, resp.headers, resp.content, resp.error))

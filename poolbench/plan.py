@@ -50,6 +50,52 @@ def parse_sizes(text: str) -> list[int]:
     return parse_int_list(text, "--sizes", maximum=MAX_SIZE, what="size")
 
 
+MAX_WEIGHT = 1_000
+
+
+def parse_path(text: str) -> tuple[str, int]:
+    """Parse one ``--path``: '/books/' or '/books/:3' (a weight after the last colon) -> (path, weight)."""
+    raw = str(text if text is not None else "")
+    if not raw.strip():
+        raise PlanError("--path is empty; give a page of your site, e.g. --path /books/")
+    path, weight = raw, 1
+    head, sep, tail = raw.rpartition(":")
+    # A colon followed by a slash belongs to the path (/a:b/); after the last colon only a weight.
+    if sep and head.startswith("/") and "/" not in tail and "?" not in tail:
+        if not re.fullmatch(r"\+?\d+", tail.strip()):
+            raise PlanError(
+                f"--path {raw!r}: weight {tail!r} is not a whole number; put a positive integer after the "
+                "last colon, e.g. --path /books/:3"
+            )
+        path, weight = head, int(tail)
+        if weight < 1:
+            raise PlanError(f"--path {raw!r}: weight {weight} is not positive; use 1 or more, e.g. --path /books/:3")
+        if weight > MAX_WEIGHT:
+            raise PlanError(f"--path {raw!r}: weight {weight} is larger than {MAX_WEIGHT}; use {MAX_WEIGHT} or less")
+    if not path.startswith("/") or path.startswith("//"):
+        raise PlanError(
+            f"--path {raw!r} must start with a single / (a path on your site, not a URL; poolbench adds the "
+            "trial server's host), e.g. --path /books/"
+        )
+    if any(ch.isspace() for ch in path):
+        raise PlanError(f"--path {raw!r} contains white space; percent-encode it (%20), e.g. --path /a%20b/")
+    return path, weight
+
+
+def parse_paths(values: list[str] | None) -> list[tuple[str, int]]:
+    """Parse every ``--path``; each path once (a weight gives a page a larger share)."""
+    out: list[tuple[str, int]] = []
+    for text in values or []:
+        path, weight = parse_path(text)
+        if any(p == path for p, _ in out):
+            raise PlanError(
+                f"--path {path} is given twice; give each path once, with a weight for a larger share, "
+                f"e.g. --path {path}:3"
+            )
+        out.append((path, weight))
+    return out
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 

@@ -40,6 +40,39 @@ def trials_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
     return tabulate([trial_row(t) for t in trials], headers=HEADERS, tablefmt=tablefmt, disable_numparse=True)
 
 
+PATH_HEADERS = ["#", "config", "path", "requests", "fail", "fail %", "p95 ms", "first error"]
+
+
+def endpoints_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
+    """Per path and trial: requests and failures (non-2xx/3xx answers count as failures), with the error."""
+    rows = []
+    for t in trials:
+        for e in sorted(t.endpoints or [], key=lambda e: str(e.get("name"))):
+            requests, failures = int(e.get("requests") or 0), int(e.get("failures") or 0)
+            error = next((x["message"] for x in t.errors or [] if e.get("name") in x.get("names", [])), "")
+            rows.append(
+                [
+                    t.index,
+                    t.label,
+                    f"{e.get('method', 'GET')} {e.get('name')}",
+                    requests,
+                    failures,
+                    _num(100.0 * failures / requests if requests else 0.0, 1),
+                    _num(e.get("p95_ms")),
+                    error[:80],
+                ]
+            )
+    headers = PATH_HEADERS
+    if not any(row[-1] for row in rows):
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True) if rows else ""
+
+
+def shows_pages(trials: Iterable[Trial]) -> bool:
+    """Whether the trials loaded the site's own pages (not just poolbench's probe)."""
+    return any(not str(e.get("name", "")).startswith("/__poolbench__/") for t in trials for e in t.endpoints or [])
+
+
 def sweep_summary(sweep: Sweep) -> list[str]:
     lines = []
     if sweep.best_size is not None:
@@ -48,9 +81,13 @@ def sweep_summary(sweep: Sweep) -> list[str]:
         prefix = f"Recommended pool size: {sweep.recommended_size}. " if sweep.recommended_size else ""
         lines.append(prefix + sweep.recommendation)
     errors: dict[str, int] = {}
+    names: dict[str, list[str]] = {}
     for t in sweep.trials.all():
         for e in t.errors:
             errors[e["message"]] = errors.get(e["message"], 0) + e["count"]
+            seen = names.setdefault(e["message"], [])
+            seen += [n for n in e.get("names", []) if n not in seen]
     for message, count in sorted(errors.items(), key=lambda kv: -kv[1])[:5]:
-        lines.append(f"  {count} x {message[:200]}")
+        where = f" (on {', '.join(names[message][:5])})" if names[message] else ""
+        lines.append(f"  {count} x {message[:200]}{where}")
     return lines

@@ -24,6 +24,7 @@ from .models import Sweep, Trial
 from .observe import DatabaseConnections, ProcessCPU
 from .plan import Plan, TrialSpec
 from .server import ServerError, TrialServer
+from .site import LoginSession, create_login_session
 from .targets import Target, TargetError, probe_ready, start_embedded
 
 Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
@@ -48,6 +49,8 @@ class SweepOptions:
     allow_over_max: bool = False
     tolerance: float = 0.05
     settings_module: str = ""
+    login_user: Any = None  # the user object for --login-user, checked by the command
+    overrides: dict[str, str] = field(default_factory=dict)  # site.trial_overrides(): {name: why}
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -153,6 +156,8 @@ def create_sweep(options: SweepOptions) -> Sweep:
             "repeat": max(s.repeat for s in options.plan.specs),
             "pool_timeout": options.plan.specs[0].pool_timeout,
             "tolerance": options.tolerance,
+            "login_user": options.login_user.get_username() if options.login_user is not None else None,
+            "trial_server_changes": site_changes(options),
             **options.extra,
         },
         host=host_info(),
@@ -162,10 +167,18 @@ def create_sweep(options: SweepOptions) -> Sweep:
 def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
     """Run every trial of the plan; return the finished Sweep. Children are always stopped."""
     sweep = None
+    session: LoginSession | None = None
     try:
         prepare(options, report)
+        if options.login_user is not None:
+            session = create_login_session(options.login_user)
+            options.load.cookie = session.cookie
         sweep = create_sweep(options)
         report("info", f"Sweep #{sweep.pk}: {len(options.plan.specs)} trial(s) against {options.target.description}")
+        if session is not None:
+            report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
+        for change in site_changes(options):
+            report("info", f"In the trial server only: {change}.")
         token = secrets.token_urlsafe(32)
         total = len(options.plan.specs)
         for spec in options.plan.specs:
@@ -191,7 +204,23 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
         raise
     finally:
         children.stop_all()
+        if session is not None:
+            session.delete()
+            options.load.cookie = ""
         options.target.close()
+
+
+def site_changes(options: SweepOptions) -> list[str]:
+    """What the trial server changes in the site's settings (never in its files), in words."""
+    changes = list(options.overrides.values())
+    age = options.target.database.get("CONN_MAX_AGE", 0)
+    if age != 0 and any(s.pooled for s in options.plan.specs):  # None means "for ever"
+        changes.insert(
+            0,
+            f"CONN_MAX_AGE={age} of alias '{options.target.alias}' is set to 0 in the pooled trials "
+            "(a pool cannot be combined with persistent connections)",
+        )
+    return changes
 
 
 def _summarize(sweep: Sweep, options: SweepOptions) -> None:
@@ -223,6 +252,7 @@ def trial_config(spec: TrialSpec, options: SweepOptions, token: str) -> dict[str
         "mode": spec.mode,
         "token": token,
         "query_delay_ms": options.query_delay_ms,
+        "overrides": sorted(options.overrides),
     }
 
 
@@ -243,11 +273,12 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         max_db_connections=spec.max_db_connections,
         users=options.load.users,
     )
-    if options.target.alias and options.target.database.get("CONN_MAX_AGE") and spec.pooled:
+    if options.target.alias and options.target.database.get("CONN_MAX_AGE", 0) != 0 and spec.pooled:
         trial.notes.append(
             f"CONN_MAX_AGE={options.target.database['CONN_MAX_AGE']} in the site's settings was set to 0 "
             "for this pooled trial (Django's pool does not support persistent connections)."
         )
+    trial.notes.extend(f"In the trial server only: {why}." for why in options.overrides.values())
     if spec.index in options.extra.get("over_max_connections", []):
         trial.notes.append("ran over the server's max_connections (--allow-over-max)")
     where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
@@ -271,6 +302,10 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             f"{where}: server up on {server.url} in {server.started_in:.1f}s; "
             f"{options.load.users} users for {options.load.duration:g}s (+{options.load.warmup:g}s warm-up)...",
         )
+        for problem in check_pages(server, options.load):
+            trial.notes.append(problem)
+            if spec.index == 1:
+                report("warning", f"{where}: {problem}")
         db_sampler = DatabaseConnections(options.target.harness_connection, options.target.vendor).start()
         locust_pid: list[int] = []
         cpu = ProcessCPU(lambda: {"server": [server.proc.pid] if server.proc else [], "load": list(locust_pid)})
@@ -332,7 +367,33 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             f"{trial.failures} failures ({trial.failure_pct:.1f}%)"
             + (f", peak {peak} DB connections" if peak is not None else ""),
         )
+        site_pages = [e for e in trial.endpoints if not str(e.get("name", "")).startswith("/__poolbench__/")]
+        if len(site_pages) > 1 or trial.failures:
+            for e in site_pages:
+                level = "warning" if e.get("failures") else "detail"
+                report(level, f"{where}:   {e['method']} {e['name']}: {e['requests']} requests, {e['failures']} failures")
     return trial
+
+
+def check_pages(server: TrialServer, load: LoadSettings) -> list[str]:
+    """One GET of each --path before the load, so a login redirect or an error is named up front."""
+    problems = []
+    headers = {"Cookie": load.cookie} if load.cookie else {}
+    for path, _ in load.paths:
+        try:
+            status, body, location = server.get(path, headers=headers)
+        except OSError as exc:
+            problems.append(f"GET {path} before the load failed: {exc}")
+            continue
+        if 300 <= status < 400:
+            hint = " (a login page? use --login-user NAME)" if "login" in location.lower() else ""
+            problems.append(
+                f"GET {path} answered {status} to {location or '?'}{hint}: the trials measure that redirect, "
+                "not the page"
+            )
+        elif not 200 <= status < 300:
+            problems.append(f"GET {path} answered {status} before the load: its requests will count as failures")
+    return problems
 
 
 def _ms(value: float | None) -> str:

@@ -1,7 +1,8 @@
 """The WSGI entry point of a trial server: ``gunicorn poolbench.serve:application``.
 
 It runs in the child process only. Before Django starts it applies the trial's settings (the
-alias's DATABASES entry for this trial's pool, 127.0.0.1 in ALLOWED_HOSTS), loads the site's
+alias's DATABASES entry for this trial's pool, 127.0.0.1 in ALLOWED_HOSTS, and the overrides of
+``site.trial_overrides()`` such as plain static storage when the manifest is missing), loads the site's
 own WSGI application (WSGI_APPLICATION, with its middleware) and puts poolbench's own endpoints
 in front of it, under /__poolbench__/. Nothing is mounted into the site's URLconf.
 """
@@ -38,6 +39,9 @@ def _apply_settings(config: dict[str, Any]) -> None:
             if host not in hosts:
                 hosts.append(host)
         settings.ALLOWED_HOSTS = hosts
+    from .site import apply_overrides
+
+    apply_overrides(config.get("overrides", []))
 
 
 class Collector:

@@ -123,6 +123,16 @@ class TrialServer:
         finally:
             conn.close()
 
+    def get(self, path: str, *, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:
+        """One GET of the site's page, redirects not followed: (status, body, Location)."""
+        conn = http.client.HTTPConnection(self.bind, self.port, timeout=30.0)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.read(), resp.getheader("Location") or ""
+        finally:
+            conn.close()
+
     def stats(self) -> dict[str, Any]:
         time.sleep(0.6)  # let every worker write its latest statistics
         status, body = self.request(

@@ -15,9 +15,20 @@ from django.db import DEFAULT_DB_ALIAS
 from poolbench import backends, children, export
 from poolbench.conf import get_config
 from poolbench.load import DEFAULT_LOCUSTFILE, LoadSettings
-from poolbench.plan import MAX_THREADS, MAX_WORKERS, PlanError, build_plan, parse_duration, parse_int_list, parse_modes, parse_sizes
-from poolbench.report import sweep_summary, trials_table
+from poolbench.plan import (
+    MAX_THREADS,
+    MAX_WORKERS,
+    PlanError,
+    build_plan,
+    parse_duration,
+    parse_int_list,
+    parse_modes,
+    parse_paths,
+    parse_sizes,
+)
+from poolbench.report import endpoints_table, shows_pages, sweep_summary, trials_table
 from poolbench.runner import SweepError, SweepOptions, run_sweep
+from poolbench.site import SiteError, find_login_user, trial_overrides
 from poolbench.targets import TargetError, resolve
 
 
@@ -43,7 +54,25 @@ class Command(BaseCommand):
         parser.add_argument("--max-overflow", default="0", help="QueuePool connections beyond the size.")
         parser.add_argument("--conn-max-age", default="600", help="CONN_MAX_AGE for --mode persistent.")
         parser.add_argument("--query-delay-ms", default="0", help="Hold the probe's connection N ms in the query.")
-        parser.add_argument("--locustfile", help="Your own Locust scenario (the trial's host is passed in).")
+        parser.add_argument(
+            "--path",
+            action="append",
+            dest="paths",
+            metavar="/PAGE/[:WEIGHT]",
+            help="A page of your site to load instead of poolbench's probe; repeat it for several pages, "
+            "with an optional weight: --path /books/:3 --path /about/.",
+        )
+        parser.add_argument(
+            "--locustfile",
+            help="Your own Locust scenario (the trial's host is passed in; --path and --login-user reach it "
+            "as POOLBENCH_PATHS and POOLBENCH_COOKIE).",
+        )
+        parser.add_argument(
+            "--login-user",
+            metavar="USERNAME",
+            help="Load the pages logged in as this existing user (a session is created in the site's "
+            "session store for the sweep; no password is needed).",
+        )
         parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
         parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections.")
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
@@ -68,6 +97,10 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(f"Sweep #{sweep.pk} on {options.target.description}")
         self.stdout.write(trials_table(trials))
+        if shows_pages(trials):
+            self.stdout.write("")
+            self.stdout.write("Per path (answers other than 2xx/3xx are failures):")
+            self.stdout.write(endpoints_table(trials))
         for line in sweep_summary(sweep):
             self.stdout.write(line)
         for fmt, path in outputs.items():
@@ -107,6 +140,7 @@ class Command(BaseCommand):
             overflow = _one_int(opts["max_overflow"], 0, "--max-overflow", 10_000, allow_zero=True)
             conn_max_age = _one_int(opts["conn_max_age"], 600, "--conn-max-age", 10**9)
             repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
+            paths = parse_paths(opts.get("paths"))
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
@@ -122,9 +156,20 @@ class Command(BaseCommand):
                 sizes=sizes, modes=modes, workers=workers, threads=threads, repeat=repeat, pool_min=pool_min,
                 max_overflow=overflow, pool_timeout=pool_timeout, conn_max_age=conn_max_age,
             )  # fmt: skip
+            missing = backends.missing_pool_package(target.vendor, modes) if not target.embedded else None
+            if missing:
+                raise PlanError(missing)
         except (PlanError, TargetError) as exc:
             raise CommandError(str(exc)) from exc
-        load = LoadSettings(users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile)
+        login_user = None
+        if opts.get("login_user") is not None:
+            try:
+                login_user = find_login_user(opts["login_user"])
+            except SiteError as exc:
+                raise CommandError(str(exc)) from exc
+        load = LoadSettings(
+            users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile, paths=paths
+        )
         return SweepOptions(
             plan=plan,
             target=target,
@@ -138,6 +183,8 @@ class Command(BaseCommand):
             reserve=int(config["RESERVE_CONNECTIONS"]),
             allow_over_max=opts["allow_over_max"],
             settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", ""),
+            login_user=login_user,
+            overrides=trial_overrides(),
         )
 
 
