@@ -57,7 +57,12 @@ def summarize(output: Mapping[str, Any]) -> dict[str, Any]:
         "latency_max_ms": total.get("max_response_time") if requests else None,
         "response_times": {str(k): v for k, v in sorted(hist.items())},
     }
+    exact_max = result["latency_max_ms"]
     for name, value in percentiles(hist).items():
+        # Locust rounds times above 100 ms to 10 ms (above 1 s to 100 ms): a bucket can lie above the
+        # exact maximum, which no percentile can exceed.
+        if value is not None and exact_max is not None:
+            value = min(value, float(exact_max))
         result[f"latency_{name}_ms"] = value
     result["endpoints"] = [
         {

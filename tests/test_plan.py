@@ -87,4 +87,8 @@ def test_summarize_uses_measured_window():
     assert result["failure_pct"] == 1.0
     assert result["latency_avg_ms"] == 5.0
     assert result["latency_p50_ms"] == 4 and result["latency_p99_ms"] == 5 and result["latency_p999_ms"] == 90
+    assert result["latency_max_ms"] == 90
+    capped = stats.summarize({**output, "total": {**output["total"], "max_response_time": 306.2,
+                                                   "response_times": {"5": 98, "310": 2}}})
+    assert capped["latency_p99_ms"] == 306.2 and capped["latency_p50_ms"] == 5
     assert result["errors"] == [{"message": "HTTP 503: PoolTimeout: x", "count": 10, "names": ["/a", "/b"]}]
