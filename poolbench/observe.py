@@ -21,6 +21,14 @@ DB_SAMPLE_SQL = {
         "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = %s",
     ),
 }
+# Connections opened so far: PostgreSQL counts sessions per database (14+); MySQL/MariaDB only for the
+# whole server (status variable Connections), so other clients' connections are in it too.
+SESSIONS_SQL = {
+    "postgresql": "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
+    "mysql": (
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'CONNECTIONS'"
+    ),
+}
 
 
 class Sampler:
@@ -109,10 +117,21 @@ class DatabaseConnections(Sampler):
         self.before_ids: set[int] = set()
         self.max_used_before: int | None = None
         self.max_used_after: int | None = None
+        self.sessions: list[int | None] = [None, None]
+
+    def _sessions(self) -> int | None:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(SESSIONS_SQL[self.vendor])
+                row = cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else None
+        except Exception:  # PostgreSQL before 14 has no sessions column
+            return None
 
     def setup(self) -> None:
         self.conn = self.connect()
         self.conn.ensure_connection()
+        self.sessions[0] = self._sessions()
         if self.vendor == "mysql":
             self.max_used_before = self._status("MAX_USED_CONNECTIONS")
             with self.conn.cursor() as cur:
@@ -151,6 +170,7 @@ class DatabaseConnections(Sampler):
     def teardown(self) -> None:
         if self.conn is not None:
             try:
+                self.sessions[1] = self._sessions()
                 if self.vendor == "mysql":
                     self.max_used_after = self._status("MAX_USED_CONNECTIONS")
             finally:
@@ -159,7 +179,7 @@ class DatabaseConnections(Sampler):
     def result(self, window: tuple[float | None, float | None] = (None, None)) -> dict[str, Any]:
         """Peak and mean of the trial's connections; the mean over the measured ``window`` (epoch
         seconds) when given, so that the warm-up's ramp does not lower it."""
-        return summarize_connections(
+        out = summarize_connections(
             self.times,
             self.values,
             self.all_values,
@@ -172,6 +192,16 @@ class DatabaseConnections(Sampler):
             max_used=(self.max_used_before, self.max_used_after),
             error=self.error,
         )
+        before, after = self.sessions
+        if before is not None and after is not None:
+            # From the sampler's start to its end: the warm-up is in it, the measured window too.
+            out["new_connections"] = max(0, after - before)
+            out["new_connections_counted"] = (
+                "pg_stat_database.sessions"
+                if self.vendor == "postgresql"
+                else "status Connections (whole server)"
+            )
+        return out
 
 
 def summarize_connections(
