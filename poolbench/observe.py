@@ -31,6 +31,9 @@ SESSIONS_SQL = {
 }
 
 
+MIN_WINDOW_SAMPLES = 3
+
+
 class Sampler:
     """Calls ``sample()`` every ``interval`` seconds in a thread until stopped; keeps the values."""
 
@@ -223,11 +226,14 @@ def summarize_connections(
             for t, v in zip(times, ours, strict=True)
             if (start is None or t >= start) and (end is None or t <= end)
         ]
-        inside = inside or list(ours)
+        # A window too short to hold a few samples says nothing: fall back to the whole trial.
+        over_window = len(inside) >= MIN_WINDOW_SAMPLES
+        inside = inside if over_window else list(ours)
         out["peak_connections"] = int(max(ours))
         out["window_peak_connections"] = int(max(inside))
         out["mean_connections"] = round(sum(inside) / len(inside), 2)
-        out["window_samples"] = len(inside)
+        out["mean_over"] = "measured window" if over_window else "whole trial (window too short)"
+        out["window_samples"] = len(inside) if over_window else 0
         out["peak_all_connections"] = int(max(everyone))
         out["counted"] = counted
     before, after = max_used

@@ -94,22 +94,26 @@ def test_sum_pool_stats_adds_counters_and_keeps_settings_and_peaks():
 
 
 def test_connection_figures_use_the_measured_window():
-    times = [10.0, 11.0, 12.0, 13.0, 14.0]
-    ours = [2.0, 6.0, 4.0, 4.0, 1.0]
+    times = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
+    ours = [2.0, 6.0, 4.0, 4.0, 1.0, 0.0]
     figures = summarize_connections(
-        times, ours, [5.0, 9.0, 7.0, 7.0, 4.0], window=(11.5, 13.5), counted="x", max_used=(10, 12)
+        times, ours, [5.0, 9.0, 7.0, 7.0, 4.0, 3.0], window=(11.5, 14.5), counted="x", max_used=(10, 12)
     )
     assert figures == {
-        "samples": 5,
+        "samples": 6,
         "peak_connections": 6,  # the whole trial
         "window_peak_connections": 4,
-        "mean_connections": 4.0,  # the measured window only
-        "window_samples": 2,
+        "mean_connections": 3.0,  # the measured window only
+        "mean_over": "measured window",
+        "window_samples": 3,
         "peak_all_connections": 9,
         "counted": "x",
         "max_used_connections": 12,
         "max_used_raised": True,
     }
+    short = summarize_connections(times, ours, ours, window=(11.5, 12.5))
+    assert short["mean_connections"] == round(17 / 6, 2) and short["window_samples"] == 0
+    assert short["mean_over"] == "whole trial (window too short)"
     assert summarize_connections([], [], [], max_used=(12, 12)) == {
         "samples": 0,
         "max_used_connections": 12,

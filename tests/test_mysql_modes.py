@@ -27,6 +27,8 @@ SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
 BOTH = ["default", "mysql"]
 SHORT = ["--duration", "2", "--warmup", "1", "--workers", "1"]
+# The side-by-side tests run 3-4 trials each: shorter still, since each trial also costs a server start.
+SHORTER = ["--duration", "1.5", "--warmup", "0.5", "--workers", "1"]
 
 
 def poolbench(*args: str) -> tuple[str, str]:
@@ -129,7 +131,7 @@ def _by_mode(sweep: Sweep) -> dict[str, Trial]:
 def test_mysql_modes_side_by_side(no_stray_children):
     out, _ = poolbench(
         "--database", "mysql", "--mode", "queuepool,persistent,none", "--sizes", "4", "--max-overflow", "2",
-        *SHORT, "--users", "8", "--threads", "8",
+        *SHORTER, "--users", "8", "--threads", "8",
     )  # fmt: skip
     sweep = Sweep.objects.get()
     assert sweep.vendor == "mysql" and sweep.status == Sweep.Status.DONE
@@ -168,7 +170,8 @@ def test_mysql_modes_side_by_side(no_stray_children):
 @pytest.mark.django_db(transaction=True)
 def test_postgresql_modes_side_by_side(no_stray_children):
     out, _ = poolbench(
-        "--mode", "pool,queuepool,persistent,none", "--sizes", "4", *SHORT, "--users", "8", "--threads", "8",
+        "--mode", "pool,queuepool,persistent,none", "--sizes", "4", *SHORTER,
+        "--users", "8", "--threads", "8",
     )  # fmt: skip
     sweep = Sweep.objects.get()
     trials = _by_mode(sweep)
