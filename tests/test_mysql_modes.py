@@ -216,6 +216,8 @@ def test_queuepool_exhaustion_is_recorded_as_the_queuepool_message(no_stray_chil
     grouped = [e for e in trial.errors if message in e["message"]]
     assert len(grouped) == 1, trial.errors
     assert grouped[0]["message"].startswith(f"HTTP 503: TimeoutError: {message}")
+    # SQLAlchemy's own pointer stays whole (only the trial server's address is taken out of messages).
+    assert "(Background on this error at: https://sqlalche.me/e/" in grouped[0]["message"]
     assert grouped[0]["count"] > 0 and grouped[0]["names"] == ["/__poolbench__/probe"]
     assert sum(e["count"] for e in trial.errors) == trial.failures
     # The worker counted its pool's timeouts; the server never saw more than 5 + 10 of its connections.
