@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import signal
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--sizes", help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']).")
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
         parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
-        parser.add_argument("--mode", default=None, help="Connection modes: pool, queuepool, persistent, none.")
+        parser.add_argument("--mode", default=None, help="Connection modes, comma-separated: pool, queuepool, persistent, none.")
         parser.add_argument("--workers", help="gunicorn worker processes per trial.")
         parser.add_argument("--threads", help="Threads per gunicorn worker.")
         parser.add_argument("--users", help="Concurrent Locust users.")
@@ -74,7 +75,7 @@ class Command(BaseCommand):
             "session store for the sweep; no password is needed).",
         )
         parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
-        parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections.")
+        parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections, recorded.")
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
         parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
@@ -150,6 +151,11 @@ class Command(BaseCommand):
         try:
             target = resolve(opts["database"], embedded=embedded)
             modes = parse_modes(opts["mode"] or backends.default_mode(target.vendor), target.vendor)
+            if "queuepool" in modes and importlib.util.find_spec("dj_db_conn_pool") is None:
+                raise PlanError(
+                    "--mode queuepool needs django-db-connection-pool, which is not installed; "
+                    "pip install 'poolbench[mysql]' (or django-db-connection-pool)"
+                )
             if delay and target.vendor not in ("postgresql", "mysql"):
                 raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
             plan = build_plan(
