@@ -86,7 +86,7 @@ APPLICATION_NAME = "poolbench-trial"
 def config_label(
     mode: str, size: int | None, max_overflow: int | None = None, conn_max_age: int | None = None
 ) -> str:
-    """How a trial's connection set-up is shown everywhere: 'pool 8', 'queuepool 5+10', 'none (...)'."""
+    """How a trial's connection set-up is shown everywhere: 'pool 8', 'queuepool 5+10', 'no pool (...)'."""
     if mode == "pool":
         return f"pool {size}"
     if mode == "queuepool":
@@ -94,7 +94,7 @@ def config_label(
     if mode == "persistent":
         return f"persistent (CONN_MAX_AGE={conn_max_age})"
     if mode == "none":
-        return "none (CONN_MAX_AGE=0)"
+        return "no pool (CONN_MAX_AGE=0)"  # mode none
     return mode
 
 

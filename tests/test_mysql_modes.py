@@ -160,7 +160,7 @@ def test_mysql_modes_side_by_side(no_stray_children):
     # The table names the mode of each row.
     assert re.search(r"^1\s+queuepool 4\+2\s+1x8\s", out, re.M), out
     assert re.search(r"^2\s+persistent \(CONN_MAX_AGE=600\)\s+1x8\s", out, re.M), out
-    assert re.search(r"^3\s+none \(CONN_MAX_AGE=0\)\s+1x8\s", out, re.M), out
+    assert re.search(r"^3\s+no pool \(CONN_MAX_AGE=0\)\s+1x8\s", out, re.M), out
     assert "db peak" in out and "db mean" in out
     assert "Best throughput (queuepool):" in out and "Best throughput (none):" in out
 
