@@ -92,6 +92,13 @@ def test_mysql_sweep_from_the_demo_project(mysql_demo_db, no_stray_children):
     )
     assert rows[8][0] > rows[2][0] * 1.5, rows
 
+    # The demo project talks utf8mb4 to MySQL (mysqlclient's default through Django is 3-byte utf8).
+    charset = run_manage(
+        "shell", "-c", "from django.db import connection as c; c.ensure_connection(); "
+        "print(c.connection.character_set_name())", env=env,
+    )  # fmt: skip
+    assert charset.stdout.strip().splitlines()[-1] == "utf8mb4", charset.stderr
+
     db = MySQLdb.connect(db=mysql_demo_db, charset="utf8mb4", **MYSQL)
     try:
         with db.cursor() as cur:
