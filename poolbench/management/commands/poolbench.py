@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import signal
@@ -151,11 +150,6 @@ class Command(BaseCommand):
         try:
             target = resolve(opts["database"], embedded=embedded)
             modes = parse_modes(opts["mode"] or backends.default_mode(target.vendor), target.vendor)
-            if "queuepool" in modes and importlib.util.find_spec("dj_db_conn_pool") is None:
-                raise PlanError(
-                    "--mode queuepool needs django-db-connection-pool, which is not installed; "
-                    "pip install 'poolbench[mysql]' (or django-db-connection-pool)"
-                )
             if delay and target.vendor not in ("postgresql", "mysql"):
                 raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
             plan = build_plan(
