@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
         parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
         parser.add_argument(
-            "--mode", default=None, help="Connection modes, comma-separated: pool, queuepool, persistent, none."
+            "--mode", default=None, help="Connection modes, comma-separated: pool, queuepool, persistent, none"
         )
         parser.add_argument("--workers", help="gunicorn worker processes per trial.")
         parser.add_argument("--threads", help="Threads per gunicorn worker.")
@@ -77,7 +77,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
         parser.add_argument(
-            "--allow-over-max", action="store_true", help="Run configurations over max_connections (recorded)."
+            "--allow-over-max", action="store_true", help="Run sizes over max_connections anyway (recorded)."
         )
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
