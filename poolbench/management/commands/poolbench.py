@@ -43,7 +43,7 @@ class Command(BaseCommand):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
         parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
         parser.add_argument(
-            "--mode", default=None, help="Connection modes, comma-separated: pool, queuepool, persistent, none"
+            "--mode", default=None, help="Modes, comma-separated: pool, queuepool, persistent, none."
         )
         parser.add_argument("--workers", help="gunicorn worker processes per trial.")
         parser.add_argument("--threads", help="Threads per gunicorn worker.")
