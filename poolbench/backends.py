@@ -78,10 +78,33 @@ def base_engine(vendor: str) -> str:
     return {"postgresql": "django.db.backends.postgresql", "mysql": "django.db.backends.mysql"}[vendor]
 
 
-def trial_database(base: dict[str, Any], vendor: str, spec: Any) -> dict[str, Any]:
+# PostgreSQL connections of a trial server carry this application_name (plus a per-trial suffix), so
+# that the harness counts them, and only them, in pg_stat_activity.
+APPLICATION_NAME = "poolbench-trial"
+
+
+def config_label(
+    mode: str, size: int | None, max_overflow: int | None = None, conn_max_age: int | None = None
+) -> str:
+    """How a trial's connection set-up is shown everywhere: 'pool 8', 'queuepool 5+10', 'no pool (...)'."""
+    if mode == "pool":
+        return f"pool {size}"
+    if mode == "queuepool":
+        return f"queuepool {size}+{max_overflow or 0}"
+    if mode == "persistent":
+        return f"persistent (CONN_MAX_AGE={conn_max_age})"
+    if mode == "none":
+        return "no pool (CONN_MAX_AGE=0)"  # mode none
+    return mode
+
+
+def trial_database(
+    base: dict[str, Any], vendor: str, spec: Any, application_name: str = APPLICATION_NAME
+) -> dict[str, Any]:
     """The DATABASES entry for one trial: the alias's own settings with this trial's connection mode.
 
-    ``spec`` is a :class:`poolbench.plan.TrialSpec`.
+    ``spec`` is a :class:`poolbench.plan.TrialSpec`; ``application_name`` tags the trial's PostgreSQL
+    connections.
     """
     db = copy.deepcopy(base)
     options = dict(db.get("OPTIONS") or {})
@@ -99,6 +122,7 @@ def trial_database(base: dict[str, Any], vendor: str, spec: Any) -> dict[str, An
             "POOL_SIZE": spec.size,
             "MAX_OVERFLOW": spec.max_overflow or 0,
             "TIMEOUT": spec.pool_timeout,
+            # Keep connections for the whole trial and add no ping round trip: the pool's own cost only.
             "RECYCLE": -1,
             "PRE_PING": False,
         }
@@ -109,7 +133,7 @@ def trial_database(base: dict[str, Any], vendor: str, spec: Any) -> dict[str, An
         db["CONN_MAX_AGE"] = 0
     if vendor == "postgresql":
         # Lets the harness count this trial's connections in pg_stat_activity.
-        options["application_name"] = "poolbench-trial"
+        options["application_name"] = application_name
     db["OPTIONS"] = options
     return db
 

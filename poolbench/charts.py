@@ -47,6 +47,8 @@ class Series:
     unplotted: list[Any] = field(default_factory=list)
     # Finished trials with no pool to size (--mode persistent/none): drawn as dashed horizontal lines.
     references: list[Any] = field(default_factory=list)
+    # Set when the sweep compared pooled modes (--mode pool,queuepool): one series per mode.
+    mode: str = ""
 
 
 def plottable(trials: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
@@ -63,15 +65,30 @@ def plottable(trials: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
 
 
 def series_for(sweeps: Sequence[Any]) -> list[Series]:
-    out = []
-    for i, sweep in enumerate(sweeps):
+    """One series per sweep, or per pooled mode of a sweep that compared several: size 8 of Django's
+    pool and size 8 of a QueuePool are different configurations, their medians must not mix."""
+    out: list[Series] = []
+    for sweep in sweeps:
         trials = sorted(sweep.trials.all(), key=lambda t: t.index)
         points, references, rest = plottable(trials)
         name = f"#{sweep.pk} {sweep.vendor} {sweep.started_at:%Y-%m-%d %H:%M}"
-        color = PALETTE[i % len(PALETTE)]
-        out.append(
-            Series(name, points, color=color, sweep_id=sweep.pk, unplotted=rest, references=references)
-        )
+        modes = list(dict.fromkeys(t.mode for t in points))
+        if len(modes) <= 1:
+            color = PALETTE[len(out) % len(PALETTE)]
+            out.append(
+                Series(name, points, color=color, sweep_id=sweep.pk, unplotted=rest, references=references)
+            )
+            continue
+        for j, mode in enumerate(modes):
+            color = PALETTE[len(out) % len(PALETTE)]
+            mine = [t for t in points if t.mode == mode]
+            # The sweep's unplotted trials and reference lines are listed once, with its first mode.
+            out.append(
+                Series(
+                    f"{name} {mode}", mine, color=color, sweep_id=sweep.pk, mode=mode,
+                    unplotted=rest if j == 0 else [], references=references if j == 0 else [],
+                )  # fmt: skip
+            )
     return out
 
 
@@ -238,7 +255,7 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
                 f"<title>{escape(tip)}</title></circle>"
             )
         parts.append("</g>")
-    if len(series) > 1:
+    if len(series) > 1 or any(s.mode for s in series):
         parts.append(_legend(series))
     parts.append("</svg>")
     return mark_safe("".join(parts))
@@ -262,7 +279,8 @@ def _legend(series: Sequence[Series]) -> str:
     parts = ['<g class="pb-legend">']
     xx = WIDTH - RIGHT
     for s in reversed(series):
-        label = escape(f"#{s.sweep_id}" if s.sweep_id is not None else s.name)
+        label = f"#{s.sweep_id}" if s.sweep_id is not None else s.name
+        label = escape(f"{label} {s.mode}" if s.mode else label)
         xx -= 12 + 7 * len(label) + 10
         parts.append(
             f'<circle cx="{xx:.0f}" cy="16" r="5" fill="{escape(s.color)}"/>'

@@ -47,10 +47,9 @@ def _stop(environment, **kwargs):
 
 
 _WRAPPED = re.compile(r"^(\w+)\((['\"])(.*)\2\)$", re.S)
-_BASE_URL = re.compile(r"https?://[^/\s]+(?=/)")
 
 
-def _message(error):
+def _message(error, host=""):
     """The failure's text, without Locust's wrapping and the trial server's address (it changes per trial)."""
     text = str(error)
     match = _WRAPPED.match(text)
@@ -58,7 +57,10 @@ def _message(error):
         kind, text = match.group(1), match.group(3)
         if kind != "CatchResponseError":
             text = f"{kind}: {text}"
-    return _BASE_URL.sub("", text)
+    # Only the trial server's own address: other URLs in a message (SQLAlchemy's "Background on this
+    # error at: https://sqlalche.me/...") are part of it.
+    host = (host or "").rstrip("/")
+    return text.replace(host, "") if host else text
 
 
 def _entry(e):
@@ -95,7 +97,12 @@ def _write(environment, **kwargs):
         "total": _entry(stats.total),
         "entries": [_entry(e) for e in stats.entries.values()],
         "errors": [
-            {"method": e.method, "name": e.name, "message": _message(e.error), "count": e.occurrences}
+            {
+                "method": e.method,
+                "name": e.name,
+                "message": _message(e.error, environment.host),
+                "count": e.occurrences,
+            }
             for e in stats.errors.values()
         ],
     }

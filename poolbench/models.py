@@ -116,9 +116,6 @@ class Trial(models.Model):
 
     @property
     def label(self) -> str:
-        if self.mode in ("pool", "queuepool"):
-            extra = f"+{self.max_overflow}" if self.max_overflow else ""
-            return f"{self.mode} {self.pool_size}{extra}"
-        if self.mode == "persistent":
-            return f"persistent (CONN_MAX_AGE={self.conn_max_age})"
-        return "no pool (CONN_MAX_AGE=0)"
+        from .backends import config_label
+
+        return config_label(self.mode, self.pool_size, self.max_overflow, self.conn_max_age)

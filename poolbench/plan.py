@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .backends import MODES, POOLED_MODES
+from .backends import MODES, POOLED_MODES, config_label
 
 MAX_SIZE = 10_000
 MAX_WORKERS = 64
@@ -166,13 +166,7 @@ class TrialSpec:
 
     @property
     def label(self) -> str:
-        if self.mode == "pool":
-            return f"pool {self.size}"
-        if self.mode == "queuepool":
-            return f"queuepool {self.size}+{self.max_overflow}"
-        if self.mode == "persistent":
-            return f"persistent (CONN_MAX_AGE={self.conn_max_age})"
-        return "none (CONN_MAX_AGE=0)"
+        return config_label(self.mode, self.size, self.max_overflow, self.conn_max_age)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

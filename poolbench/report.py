@@ -9,7 +9,12 @@ from tabulate import tabulate
 
 from .models import Sweep, Trial
 
-HEADERS = ["#", "config", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "fail", "fail %", "peak conns", "status"]
+# "db peak"/"db mean": the trial server's connections as the database server counted them (peak over the
+# trial, mean over the measured window); see observe.DatabaseConnections.
+HEADERS = [
+    "#", "mode / pool", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "fail", "fail %",
+    "db peak", "db mean", "status",
+]  # fmt: skip
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -20,6 +25,7 @@ def _num(value: Any, digits: int = 0) -> str:
 
 def trial_row(t: Trial) -> list[Any]:
     status = t.status if not t.load_bound else f"{t.status} (load-bound)"
+    db = t.db_stats or {}
     return [
         t.index,
         t.label,
@@ -31,7 +37,8 @@ def trial_row(t: Trial) -> list[Any]:
         _num(t.latency_max_ms),
         t.failures,
         _num(t.failure_pct, 1),
-        t.db_stats.get("peak_connections", "-") if t.db_stats else "-",
+        db.get("peak_connections", "-"),
+        _num(db.get("mean_connections"), 1),
         status,
     ]
 
@@ -75,19 +82,38 @@ def shows_pages(trials: Iterable[Trial]) -> bool:
 
 def sweep_summary(sweep: Sweep) -> list[str]:
     lines = []
-    if sweep.best_size is not None:
+    by_mode = (sweep.options or {}).get("by_mode") or {}
+    if len(by_mode) > 1:
+        for mode, entry in by_mode.items():
+            if entry.get("best_size") is not None:
+                best = f"{entry['best_rps']:,.1f} req/s at pool size {entry['best_size']}"
+                lines.append(f"Best throughput ({mode}): {best}.")
+            elif entry.get("best_rps") is not None:
+                lines.append(f"Best throughput ({mode}): {entry['best_rps']:,.1f} req/s.")
+    elif sweep.best_size is not None:
         lines.append(f"Best throughput: {sweep.best_rps:,.1f} req/s at pool size {sweep.best_size}.")
     if sweep.recommendation:
         prefix = f"Recommended pool size: {sweep.recommended_size}. " if sweep.recommended_size else ""
         lines.append(prefix + sweep.recommendation)
+    over = (sweep.options or {}).get("over_max_connections")
+    if over:
+        lines.append(
+            f"Ran over max_connections={over['max_connections']} (--allow-over-max): trial(s) "
+            f"{', '.join(map(str, over['trials']))} may open up to {over['largest']} connections."
+        )
+    # Failures grouped by message (exhaustion shows as the pool's own message), with where they came from.
     errors: dict[str, int] = {}
     names: dict[str, list[str]] = {}
+    trials: dict[str, list[str]] = {}
     for t in sweep.trials.all():
         for e in t.errors:
             errors[e["message"]] = errors.get(e["message"], 0) + e["count"]
             seen = names.setdefault(e["message"], [])
             seen += [n for n in e.get("names", []) if n not in seen]
+            trials.setdefault(e["message"], []).append(f"{t.index} ({t.label})")
     for message, count in sorted(errors.items(), key=lambda kv: -kv[1])[:5]:
         where = f" (on {', '.join(names[message][:5])})" if names[message] else ""
+        which = trials[message]
+        where += f" in trial{'s' if len(which) > 1 else ''} {', '.join(which[:5])}"
         lines.append(f"  {count} x {message[:200]}{where}")
     return lines

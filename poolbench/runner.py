@@ -65,24 +65,35 @@ def _quiet(level: str, message: str) -> None:
 
 
 def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
-    """Everything that must hold before the first row is written and the first load starts."""
+    """Everything that must hold before the first row is written and the first load starts.
+
+    The checks that can refuse the sweep (tables, connection, max_connections) come before anything
+    is written or started: the embedded server is checked against the max_connections it will be
+    given, before it starts.
+    """
     results_db = connections[DEFAULT_DB_ALIAS]
     tables = results_db.introspection.table_names()
-    if Sweep._meta.db_table not in tables or Trial._meta.db_table not in tables:
-        if not options.migrate:
-            raise SweepError(
-                f"poolbench's tables are missing from the results database '{DEFAULT_DB_ALIAS}'; "
-                f"run `python manage.py migrate` first"
-            )
+    missing_tables = Sweep._meta.db_table not in tables or Trial._meta.db_table not in tables
+    if missing_tables and not options.migrate:
+        raise SweepError(
+            f"poolbench's tables are missing from the results database '{DEFAULT_DB_ALIAS}'; "
+            f"run `python manage.py migrate` first"
+        )
+    target = options.target
+    if target.embedded:
+        preflight(options, report, limit=options.embedded_max_connections)
+    else:
+        target.inspect()
+        preflight(options, report)
+    if missing_tables:
         report("info", f"Creating poolbench's tables in the results database '{DEFAULT_DB_ALIAS}' (migrate).")
         call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
-    target = options.target
     if target.embedded:
         report("info", "Starting an embedded PostgreSQL (pgserver) as the benchmark target...")
         start_embedded(target, max_connections=options.embedded_max_connections)
         call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
         connections[target.migrate_alias].close()
-    target.inspect()
+        target.inspect()
     if options.uses_probe and not target.embedded and not probe_ready(target.migrate_alias):
         if not options.migrate:
             raise SweepError(
@@ -92,12 +103,15 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
         report("info", f"Creating the probe table in '{target.alias}' (migrate poolbench).")
         call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
         connections[target.migrate_alias].close()
-    preflight(options, report)
 
 
-def preflight(options: SweepOptions, report: Reporter = _quiet) -> None:
-    """Refuse configurations that cannot fit in the server's max_connections (unless allowed)."""
-    limit = options.target.max_connections
+def preflight(options: SweepOptions, report: Reporter = _quiet, limit: int | None = None) -> None:
+    """Refuse configurations that cannot fit in the server's max_connections (unless allowed).
+
+    A configuration may open workers x (pool size + overflow) connections when pooled, workers x
+    threads when not; ``reserve`` connections stay free for admin tools and poolbench's own.
+    """
+    limit = limit or options.target.max_connections
     if not limit:
         return
     budget = limit - options.reserve
@@ -105,18 +119,29 @@ def preflight(options: SweepOptions, report: Reporter = _quiet) -> None:
     if not over:
         return
     worst = max(over, key=lambda s: s.max_db_connections)
+    if worst.pooled:
+        formula = (
+            f"workers x (pool size + overflow) = {worst.workers} x ({worst.size} + {worst.max_overflow})"
+        )
+    else:
+        formula = f"workers x threads = {worst.workers} x {worst.threads}"
     detail = (
-        f"{worst.label} with {worst.workers} worker(s) may open {worst.max_db_connections} connections "
-        f"(workers x (pool + overflow)), but the server allows max_connections={limit} "
-        f"and {options.reserve} are kept in reserve"
+        f"{worst.label} may open {worst.max_db_connections} connections ({formula}), "
+        f"but the server's max_connections is {limit} and {options.reserve} are kept in reserve "
+        f"({budget} usable)"
     )
     if options.allow_over_max:
         report("warning", f"Running anyway (--allow-over-max): {detail}.")
-        options.extra["over_max_connections"] = [s.index for s in over]
+        options.extra["over_max_connections"] = {
+            "trials": [s.index for s in over],
+            "max_connections": limit,
+            "reserve": options.reserve,
+            "largest": worst.max_db_connections,
+        }
         return
     raise SweepError(
-        f"{detail}. Use smaller --sizes or fewer --workers, raise max_connections on the server, "
-        "or pass --allow-over-max to run it anyway and record that"
+        f"{detail}. Use smaller --sizes, --max-overflow or --workers, raise max_connections on the server, "
+        "or pass --allow-over-max to run it anyway (recorded on the sweep and its trials)"
     )
 
 
@@ -158,6 +183,7 @@ def create_sweep(options: SweepOptions) -> Sweep:
             "tolerance": options.tolerance,
             "login_user": options.login_user.get_username() if options.login_user is not None else None,
             "trial_server_changes": site_changes(options),
+            "allow_over_max": options.allow_over_max,
             **options.extra,
         },
         host=host_info(),
@@ -224,12 +250,42 @@ def site_changes(options: SweepOptions) -> list[str]:
 
 
 def _summarize(sweep: Sweep, options: SweepOptions) -> None:
+    """Best and recommended size per pooled mode (sizes of different modes are not comparable); the
+    sweep's own fields hold the first pooled mode's, ``options['by_mode']`` every mode's."""
     trials = list(sweep.trials.all())
-    summaries = analysis.by_size(trials)
-    if summaries:
-        best = max(summaries, key=lambda s: s.rps)
-        sweep.best_size, sweep.best_rps = best.size, round(best.rps, 2)
-    sweep.recommended_size, sweep.recommendation = analysis.recommend(summaries, options.tolerance)
+    modes = list(dict.fromkeys(s.mode for s in options.plan.specs))
+    by_mode: dict[str, Any] = {}
+    texts = []
+    first = True
+    for mode in modes:
+        mine = [t for t in trials if t.mode == mode]
+        ok = [t for t in mine if t.status == Trial.Status.OK]
+        if mode not in backends.POOLED_MODES:
+            if ok:
+                best = max(ok, key=lambda t: t.rps)
+                by_mode[mode] = {"best_rps": round(best.rps, 2), "failures": sum(t.failures for t in ok)}
+            continue
+        summaries = analysis.by_size(mine)
+        entry: dict[str, Any] = {}
+        if summaries:
+            best = max(summaries, key=lambda s: s.rps)
+            entry.update(best_size=best.size, best_rps=round(best.rps, 2))
+        size, text = analysis.recommend(summaries, options.tolerance)
+        entry.update(recommended_size=size, recommendation=text)
+        by_mode[mode] = entry
+        if first:
+            sweep.best_size, sweep.best_rps = entry.get("best_size"), entry.get("best_rps")
+            sweep.recommended_size = size
+            first = False
+        texts.append(text)
+    pooled = [m for m in modes if m in backends.POOLED_MODES]
+    if len(pooled) > 1:
+        sweep.recommendation = " ".join(f"{m}: {by_mode[m]['recommendation']}" for m in pooled)
+    elif pooled:
+        sweep.recommendation = texts[0]
+    else:
+        sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
+    sweep.options = {**sweep.options, "by_mode": by_mode}
 
 
 def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
@@ -243,11 +299,32 @@ def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
     sweep.save()
 
 
-def trial_config(spec: TrialSpec, options: SweepOptions, token: str) -> dict[str, Any]:
+def application_name(sweep: Sweep, spec: TrialSpec) -> str:
+    """The PostgreSQL application_name of one trial's connections: unique, so that other sweeps on the
+    same server are not counted as this trial's."""
+    return f"{backends.APPLICATION_NAME}-{sweep.pk}-{spec.index}"
+
+
+def trial_settings(database: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a trial's DATABASES entry that say how it connects (no password, no host)."""
+    options = database.get("OPTIONS") or {}
+    out: dict[str, Any] = {"engine": database.get("ENGINE"), "conn_max_age": database.get("CONN_MAX_AGE")}
+    if "pool" in options:
+        out["pool"] = options["pool"]
+    if database.get("POOL_OPTIONS"):
+        out["pool_options"] = database["POOL_OPTIONS"]
+    if "application_name" in options:
+        out["application_name"] = options["application_name"]
+    return out
+
+
+def trial_config(spec: TrialSpec, options: SweepOptions, token: str, app_name: str = "") -> dict[str, Any]:
     target = options.target
     return {
         "alias": target.alias,
-        "database": backends.trial_database(target.database, target.vendor, spec),
+        "database": backends.trial_database(
+            target.database, target.vendor, spec, app_name or backends.APPLICATION_NAME
+        ),
         "settings_module": options.settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", ""),
         "mode": spec.mode,
         "token": token,
@@ -279,13 +356,21 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             "for this pooled trial (Django's pool does not support persistent connections)."
         )
     trial.notes.extend(f"In the trial server only: {why}." for why in options.overrides.values())
-    if spec.index in options.extra.get("over_max_connections", []):
-        trial.notes.append("ran over the server's max_connections (--allow-over-max)")
+    over_max = options.extra.get("over_max_connections") or {}
+    if spec.index in over_max.get("trials", []):
+        trial.notes.append(
+            f"ran over the server's max_connections (--allow-over-max): may open {spec.max_db_connections} "
+            f"connections, max_connections is {over_max['max_connections']} "
+            f"with {over_max['reserve']} in reserve"
+        )
+    app_name = application_name(sweep, spec)
+    config = trial_config(spec, options, token, app_name)
+    trial.pool_stats = {"settings": trial_settings(config["database"])}
     where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
     report("info", f"{where}: starting server...")
     state_dir = Path(tempfile.mkdtemp(prefix=f"poolbench-trial{spec.index}-"))
     server = TrialServer(
-        config=trial_config(spec, options, token),
+        config=config,
         workers=spec.workers,
         threads=spec.threads,
         state_dir=state_dir,
@@ -295,6 +380,15 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     db_sampler = cpu = None
     t0 = time.monotonic()
     try:
+        # Sampling starts before the server does: on MySQL/MariaDB the connections already open then are
+        # the ones that are not the trial's.
+        db_sampler = DatabaseConnections(
+            options.target.harness_connection,
+            options.target.vendor,
+            application_name=app_name,
+            database=str(options.target.database.get("NAME") or ""),
+            user=str(options.target.database.get("USER") or ""),
+        ).start(wait_setup=True)
         server.start()
         trial.overhead["server_start_s"] = round(server.started_in, 3)
         report(
@@ -306,7 +400,6 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             trial.notes.append(problem)
             if spec.index == 1:
                 report("warning", f"{where}: {problem}")
-        db_sampler = DatabaseConnections(options.target.harness_connection, options.target.vendor).start()
         locust_pid: list[int] = []
         cpu = ProcessCPU(lambda: {"server": [server.proc.pid] if server.proc else [], "load": list(locust_pid)})
         cpu.start()
@@ -328,12 +421,14 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         measured = stats.summarize(output)
         for name, value in measured.items():
             setattr(trial, name, value)
-        trial.pool_stats = {
-            "total": stats.sum_pool_stats(pool.get("workers", {})),
-            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
-        }
+        trial.pool_stats.update(
+            {
+                "total": stats.sum_pool_stats(pool.get("workers", {})),
+                "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
+            }
+        )
         trial.timing = _merge_timing(pool.get("workers", {}))
-        trial.db_stats = db_sampler.result()
+        trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
         trial.cpu = cpu.result()
         trial.load_bound = bool(output.get("cpu_warning") or output.get("worker_cpu_warning"))
         if not output.get("warmup_done") and options.load.warmup:
@@ -361,11 +456,12 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         shutil.rmtree(state_dir, ignore_errors=True)
     if trial.status == Trial.Status.OK:
         peak = trial.db_stats.get("peak_connections")
+        mean = trial.db_stats.get("mean_connections")
         report(
             "success" if not trial.failures else "warning",
             f"{where}: {trial.rps:.0f} req/s, p95 {_ms(trial.latency_p95_ms)}, p99 {_ms(trial.latency_p99_ms)}, "
             f"{trial.failures} failures ({trial.failure_pct:.1f}%)"
-            + (f", peak {peak} DB connections" if peak is not None else ""),
+            + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else ""),
         )
         site_pages = [e for e in trial.endpoints if not str(e.get("name", "")).startswith("/__poolbench__/")]
         if len(site_pages) > 1 or trial.failures:

@@ -55,6 +55,7 @@ class Collector:
         self.lock = threading.Lock()
         self.timing: dict[str, Any] = {}
         self._stop = threading.Event()
+        self.queuepool = QueuePoolWatch(self.alias) if self.mode == "queuepool" else None
 
     def pool_stats(self) -> dict[str, Any]:
         from django.db import connections
@@ -66,9 +67,13 @@ class Collector:
         if self.mode == "pool":
             pool = type(wrapper)._connection_pools.get(self.alias)
             return dict(pool.get_stats()) if pool is not None else {}
-        if self.mode == "queuepool":
-            return _queuepool_stats(wrapper)
+        if self.queuepool is not None:
+            return self.queuepool.stats()
         return {}
+
+    def failed(self, exc: BaseException) -> None:
+        if self.queuepool is not None and is_pool_timeout(exc):
+            self.queuepool.timed_out()
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -108,21 +113,87 @@ class Collector:
         return {"workers": workers}
 
 
-def _queuepool_stats(wrapper: Any) -> dict[str, Any]:
-    """SQLAlchemy QueuePool status for django-db-connection-pool's pool of this alias, if created."""
-    try:
+class QueuePoolWatch:
+    """What django-db-connection-pool's SQLAlchemy QueuePool did in this worker.
+
+    dj_db_conn_pool keeps one ``sqlalchemy.pool.QueuePool`` per alias in
+    ``dj_db_conn_pool.core.pool_container`` (a dict, per process), created on the first connection.
+    Its status methods only tell the state now (after the load: everything checked in), so
+    SQLAlchemy pool events count what happened during the trial: connections opened, checkouts, and
+    the most connections checked out / open at once.
+    """
+
+    def __init__(self, alias: str):
+        self.alias = alias
+        self.lock = threading.Lock()
+        self.counts = {"connects": 0, "checkouts": 0, "timeouts": 0, "peak_checked_out": 0, "peak_open": 0}
+        from sqlalchemy import event
+        from sqlalchemy.pool import QueuePool
+
+        # Listening on the class covers the alias's pool, which does not exist yet.
+        event.listen(QueuePool, "connect", self._on_connect)
+        event.listen(QueuePool, "checkout", self._on_checkout)
+
+    def pool(self) -> Any:
         from dj_db_conn_pool.core import pool_container
-    except ImportError:
-        return {}
-    pool = pool_container.get(wrapper.alias) if hasattr(pool_container, "get") else None
-    if pool is None:
-        return {}
-    return {
-        "pool_size": pool.size(),
-        "checked_in": pool.checkedin(),
-        "checked_out": pool.checkedout(),
-        "overflow": pool.overflow(),
-    }
+
+        # PoolContainer.get() raises when the pool is not created yet; the plain dict lookup does not.
+        return dict.get(pool_container, self.alias)
+
+    def _on_connect(self, dbapi_connection: Any, record: Any) -> None:
+        with self.lock:
+            self.counts["connects"] += 1
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        pool = self.pool()
+        with self.lock:
+            self.counts["checkouts"] += 1
+            if pool is not None:
+                out = pool.checkedout()
+                self.counts["peak_checked_out"] = max(self.counts["peak_checked_out"], out)
+                self.counts["peak_open"] = max(self.counts["peak_open"], out + pool.checkedin())
+
+    def timed_out(self) -> None:
+        with self.lock:
+            self.counts["timeouts"] += 1
+
+    def stats(self) -> dict[str, Any]:
+        pool = self.pool()
+        with self.lock:
+            out: dict[str, Any] = dict(self.counts)
+        if pool is None:
+            return out
+        checked_in, checked_out = pool.checkedin(), pool.checkedout()
+        out.update(
+            {
+                # Settings (the same in every worker).
+                "pool_size": pool.size(),
+                "max_overflow": pool._max_overflow,
+                "timeout": pool.timeout(),
+                # State at the time of the snapshot.
+                "checked_in": checked_in,
+                "checked_out": checked_out,
+                "open": checked_in + checked_out,
+                "overflow": max(0, pool.overflow()),  # negative while the pool is below its size
+            }
+        )
+        return out
+
+
+def error_text(exc: BaseException) -> str:
+    """The failure as the load generator records it: 'Type: message', naming the driver's or pool's own
+    exception rather than Django's wrapper (psycopg_pool's PoolTimeout reaches the view as Django's
+    OperationalError, with the PoolTimeout as its cause)."""
+    cause = exc.__cause__
+    if cause is not None and type(exc).__module__ == "django.db.utils" and str(cause) == str(exc):
+        exc = cause
+    return f"{type(exc).__name__}: {exc}"
+
+
+def is_pool_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a pool giving up waiting for a connection (QueuePool or psycopg_pool)."""
+    names = {f"{type(e).__module__}.{type(e).__name__}" for e in (exc, exc.__cause__) if e is not None}
+    return bool(names & {"sqlalchemy.exc.TimeoutError", "psycopg_pool.PoolTimeout"})
 
 
 class PoolbenchApp:
@@ -143,7 +214,8 @@ class PoolbenchApp:
 
         exc = sys.exc_info()[1]
         if exc is not None:
-            self._local.error = f"{type(exc).__name__}: {exc}"
+            self._local.error = error_text(exc)
+            self.collector.failed(exc)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -188,7 +260,8 @@ class PoolbenchApp:
             start_response(status, list(response.items()))
             return [body]
         except Exception as exc:  # the failure text is what the load generator records
-            message = f"{type(exc).__name__}: {exc}"
+            self.collector.failed(exc)
+            message = error_text(exc)
             return _reply(start_response, 503, {"error": message}, [(ERROR_HEADER, _header_safe(message))])
         finally:
             if response is not None:

@@ -91,11 +91,31 @@ def group_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(grouped.values(), key=lambda e: (-e["count"], e["message"]))
 
 
+# Per-worker settings of the pool (the same in every worker): the total keeps the value, not a sum.
+POOL_SETTINGS_KEYS = frozenset({"pool_min", "pool_max", "max_overflow", "timeout"})
+
+
 def sum_pool_stats(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Add up each worker's pool statistics (counters and sizes add; *_max keeps the largest)."""
+    """The pool statistics of the whole server from each worker's snapshot.
+
+    Every worker has its own pool, so counters (requests, checkouts, connects, timeouts) and current
+    state (open, checked out) add up. Settings (``POOL_SETTINGS_KEYS``) and per-worker peaks
+    (``peak_*``: the most at once in one worker, which cannot be added across workers sampled apart)
+    keep the largest value. A QueuePool's ``pool_size`` is its configured size, so it is kept too;
+    psycopg_pool's ``pool_size`` is the connections it holds now, and adds up.
+    """
     total: dict[str, Any] = {}
+    n = 0
     for snap in workers.values():
-        for key, value in (snap.get("pool") or {}).items():
-            if isinstance(value, (int, float)):
-                total[key] = total.get(key, 0) + value
+        pool = snap.get("pool") or {}
+        if pool:
+            n += 1
+        queuepool = "checkouts" in pool
+        for key, value in pool.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            keep = key in POOL_SETTINGS_KEYS or key.startswith("peak_") or (queuepool and key == "pool_size")
+            total[key] = max(total.get(key, value), value) if keep else total.get(key, 0) + value
+    if n:
+        total["workers"] = n
     return total

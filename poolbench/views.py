@@ -7,20 +7,24 @@ from django.http import HttpRequest, JsonResponse
 
 from .models import Probe
 
+# A statement of its own, not a column of the probe's SELECT: a per-row sleep would not run at all
+# when the table is empty (a test database flushed between tests, a row deleted by hand).
 _SLEEP_SQL = {
-    "postgresql": "SELECT id, testcol, pg_sleep(%s) FROM poolbench_probe",
-    "mysql": "SELECT id, testcol, SLEEP(%s) AS slept FROM poolbench_probe",
+    "postgresql": "SELECT pg_sleep(%s)",
+    "mysql": "SELECT SLEEP(%s)",
 }
 
 
 def probe(request: HttpRequest, *, alias: str = "default", delay_ms: float = 0) -> JsonResponse:
-    """Return the probe table's rows as JSON; with ``delay_ms`` the query holds its connection that long."""
+    """Return the probe table's rows as JSON; with ``delay_ms`` the request holds its connection that
+    much longer, in the database (pg_sleep / SLEEP), before the read."""
     if delay_ms:
-        vendor = connections[alias].vendor
-        sql = _SLEEP_SQL.get(vendor)
+        conn = connections[alias]
+        sql = _SLEEP_SQL.get(conn.vendor)
         if sql is None:
-            raise ValueError(f"--query-delay-ms is not supported on {vendor}")
-        rows = [{"id": p.id, "testcol": p.testcol} for p in Probe.objects.using(alias).raw(sql, [delay_ms / 1000])]
-    else:
-        rows = list(Probe.objects.using(alias).values("id", "testcol"))
+            raise ValueError(f"--query-delay-ms is not supported on {conn.vendor}")
+        with conn.cursor() as cur:
+            cur.execute(sql, [delay_ms / 1000])
+            cur.fetchall()
+    rows = list(Probe.objects.using(alias).values("id", "testcol"))
     return JsonResponse({"rows": rows})

@@ -63,6 +63,10 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
+if "mysql" in DATABASES["default"]["ENGINE"]:
+    # mysqlclient's connection charset is Django's "utf8" (3-byte utf8mb3) unless told otherwise; the
+    # stored error texts come from the server and may hold any character. ?charset=... in the URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("charset", "utf8mb4")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

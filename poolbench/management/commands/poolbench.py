@@ -42,7 +42,9 @@ class Command(BaseCommand):
         parser.add_argument("--sizes", help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']).")
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
         parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
-        parser.add_argument("--mode", default=None, help="Connection modes: pool, queuepool, persistent, none.")
+        parser.add_argument(
+            "--mode", default=None, help="Modes, comma-separated: pool, queuepool, persistent, none."
+        )
         parser.add_argument("--workers", help="gunicorn worker processes per trial.")
         parser.add_argument("--threads", help="Threads per gunicorn worker.")
         parser.add_argument("--users", help="Concurrent Locust users.")
@@ -74,7 +76,9 @@ class Command(BaseCommand):
             "session store for the sweep; no password is needed).",
         )
         parser.add_argument("--repeat", default="1", help="Run each configuration N times, interleaved.")
-        parser.add_argument("--allow-over-max", action="store_true", help="Run configurations over max_connections.")
+        parser.add_argument(
+            "--allow-over-max", action="store_true", help="Run sizes over max_connections anyway (recorded)."
+        )
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
         parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
