@@ -270,16 +270,6 @@ class PoolbenchApp:
                 signals.request_finished.send(sender=self.__class__)
 
 
-def error_text(exc: BaseException) -> str:
-    """``Type: message`` for a failed request. Django re-raises driver errors as its own
-    (psycopg_pool's PoolTimeout becomes django.db.utils.OperationalError): the driver's class,
-    kept as the cause, says more."""
-    cause = exc.__cause__
-    if cause is not None and str(cause) == str(exc):
-        exc = cause
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _header_safe(text: str) -> str:
     return " ".join(str(text).split())[:500].encode("latin-1", "replace").decode("latin-1")
 

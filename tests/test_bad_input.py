@@ -73,7 +73,7 @@ BAD_ARGUMENTS = [
     (["--database", "nope"], "unknown database alias 'nope'; use one of: default, lite, mysql, unreachable (see DATABASES)"),
     (["--database", "lite"], "database 'lite' uses django.db.backends.sqlite3 (SQLite), which has no connection pool to size; benchmark a PostgreSQL or MySQL/MariaDB alias (--database, or DATABASE_URL=postgres://... in the demo project), or use --embedded to benchmark an embedded PostgreSQL"),
     # found after connecting, still before any row or process
-    (["--sizes", "200", "--workers", "1"], "pool 200 with 1 worker(s) may open 200 connections (workers x (pool + overflow)), but the server allows max_connections={max_connections} and 5 are kept in reserve. Use smaller --sizes or fewer --workers, raise max_connections on the server, or pass --allow-over-max to run it anyway and record that"),
+    (["--sizes", "200", "--workers", "1"], "pool 200 may open 200 connections (workers x (pool size + overflow) = 1 x (200 + 0)), but the server's max_connections is {max_connections} and 5 are kept in reserve ({usable} usable). Use smaller --sizes, --max-overflow or --workers, raise max_connections on the server, or pass --allow-over-max to run it anyway (recorded on the sweep and its trials)"),
 ]  # fmt: skip
 
 
@@ -88,7 +88,8 @@ def _max_connections() -> int:
 @pytest.mark.parametrize(("args", "message"), BAD_ARGUMENTS, ids=[" ".join(a)[:40] for a, _ in BAD_ARGUMENTS])
 def test_bad_argument_is_refused_before_anything_runs(args, message):
     assert len(BAD_ARGUMENTS) >= 20
-    expected = message.format(max_connections=_max_connections(), root=ROOT)
+    limit = _max_connections()
+    expected = message.format(max_connections=limit, usable=limit - 5, root=ROOT)
     before = descendants()
     with pytest.raises(CommandError) as info:
         call_command("poolbench", *args)
