@@ -130,7 +130,8 @@ def check_results_writable() -> None:
     """Fail before any server or load starts if the results cannot be stored.
 
     Zero-row INSERT ... SELECT and UPDATE statements need the same rights (and, in SQLite, a
-    writable file) as real ones, and use no sequence value; they are rolled back anyway.
+    writable file) as real ones, and use no sequence value; they are rolled back anyway. Every
+    column is named: MySQL's strict mode refuses a column list that leaves one without a default.
     """
     db = connections[DEFAULT_DB_ALIAS]
     qn = db.ops.quote_name
@@ -138,7 +139,8 @@ def check_results_writable() -> None:
         with transaction.atomic(using=DEFAULT_DB_ALIAS), db.cursor() as cur:
             for model in (Sweep, Trial):
                 table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
-                cur.execute(f"INSERT INTO {table} ({pk}) SELECT {pk} FROM {table} WHERE 1 = 0")
+                columns = ", ".join(qn(f.column) for f in model._meta.concrete_fields)
+                cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE 1 = 0")
                 cur.execute(f"UPDATE {table} SET {pk} = {pk} WHERE 1 = 0")
             transaction.set_rollback(True, using=DEFAULT_DB_ALIAS)
     except DatabaseError as exc:
