@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import children
+from .targets import known_passwords
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
 DEFAULT_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -78,12 +79,16 @@ def run_load(
     *,
     on_tick: Callable[[float, float], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    on_measuring: Callable[[], None] | None = None,
     tick: float = 5.0,
 ) -> dict[str, Any]:
     """Run one Locust load against ``host``; return the plugin's output (see locust_plugin.py)."""
     out = state_dir / "locust.json"
     log_path = state_dir / "locust.log"
-    env = dict(os.environ)
+    # Locust never needs the database: leave out any variable that carries one of its passwords
+    # (DATABASE_URL=postgres://user:secret@..., say), so a scenario or its logs cannot show it.
+    passwords = known_passwords()
+    env = {k: v for k, v in os.environ.items() if not any(p in v for p in passwords)}
     env["POOLBENCH_PATHS"] = json.dumps([list(p) for p in settings.paths]) if settings.paths else ""
     env["POOLBENCH_COOKIE"] = settings.cookie
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -99,8 +104,12 @@ def run_load(
         start = time.monotonic()
         last_tick = start
         deadline = start + planned + 60
+        marker = Path(f"{out}.measuring")
         while proc.poll() is None:
             now = time.monotonic()
+            if on_measuring and marker.exists():
+                on_measuring()
+                on_measuring = None
             if now > deadline:
                 raise LoadError(
                     f"Locust did not finish within {planned + 60:.0f}s", children.tail(log_path)
@@ -109,9 +118,27 @@ def run_load(
                 last_tick = now
                 on_tick(now - start, planned)
             time.sleep(0.1)
+    except KeyboardInterrupt as exc:
+        # SIGTERM makes Locust run its shutdown, which fires `quitting`: the plugin then writes
+        # what was measured so far, and the interrupted trial keeps it.
+        with children.shielded(reraise=False):
+            children.stop(proc, grace=5.0)
+            exc.partial = read_output(out)  # type: ignore[attr-defined]
+        raise
     finally:
         children.stop(proc, grace=5.0)
-    if not out.exists():
-        raise LoadError(f"Locust exited with code {proc.returncode} and wrote no results", children.tail(log_path))
-    with open(out, encoding="utf-8") as fh:
-        return json.load(fh)
+    output = read_output(out)
+    if output is None:
+        raise LoadError(
+            f"Locust exited with code {proc.returncode} and wrote no results", children.tail(log_path)
+        )
+    return output
+
+
+def read_output(path: Path) -> dict[str, Any] | None:
+    """The plugin's JSON, or None when Locust did not get as far as writing it."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None

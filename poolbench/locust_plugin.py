@@ -28,16 +28,23 @@ def _start(environment, **kwargs):
         return
     _state["test_start"] = time.time()
     warmup = environment.parsed_options.poolbench_warmup
+    out = environment.parsed_options.poolbench_out
+
+    def measuring():
+        _state["measure_start"] = time.time()
+        if out:  # tells poolbench the measured window has begun
+            with open(f"{out}.measuring", "w", encoding="utf-8") as fh:
+                fh.write(str(_state["measure_start"]))
 
     def reset():
         gevent.sleep(warmup)
         environment.runner.stats.reset_all()
-        _state["measure_start"] = time.time()
+        measuring()
 
     if warmup > 0:
         gevent.spawn(reset)
     else:
-        _state["measure_start"] = time.time()
+        measuring()
 
 
 @events.test_stop.add_listener

@@ -33,9 +33,10 @@ def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value")
             raise PlanError(
                 f"{option} {text!r} has an empty item; separate {what}s with single commas, e.g. {option} 5,10"
             )
-        if not re.fullmatch(r"[+]?\d+", part):
+        if not re.fullmatch(r"[+]?[0-9]+", part):  # ASCII digits only: int() takes any script's
             raise PlanError(f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10")
-        value = int(part)
+        # Cap the digits before int(), which refuses more than 4300 of them with its own error.
+        value = int(part) if len(part) <= 20 else maximum + 1
         if value < 1:
             raise PlanError(f"{option} {text!r}: {what} {value} is not positive; every {what} must be 1 or more")
         if value > maximum:
@@ -62,7 +63,7 @@ def parse_path(text: str) -> tuple[str, int]:
     head, sep, tail = raw.rpartition(":")
     # A colon followed by a slash belongs to the path (/a:b/); after the last colon only a weight.
     if sep and head.startswith("/") and "/" not in tail and "?" not in tail:
-        if not re.fullmatch(r"\+?\d+", tail.strip()):
+        if not re.fullmatch(r"\+?[0-9]{1,9}", tail.strip()):  # ASCII, and short enough for int()
             raise PlanError(
                 f"--path {raw!r}: weight {tail!r} is not a whole number; put a positive integer after the "
                 "last colon, e.g. --path /books/:3"
@@ -96,7 +97,7 @@ def parse_paths(values: list[str] | None) -> list[tuple[str, int]]:
     return out
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 
 

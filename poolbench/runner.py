@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management import call_command
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
 from . import __version__, analysis, backends, children, stats
@@ -25,7 +25,7 @@ from .observe import DatabaseConnections, ProcessCPU
 from .plan import Plan, TrialSpec
 from .server import ServerError, TrialServer
 from .site import LoginSession, create_login_session
-from .targets import Target, TargetError, probe_ready, start_embedded
+from .targets import Target, TargetError, describe, probe_ready, redact, start_embedded
 
 Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
 
@@ -72,7 +72,14 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
     given, before it starts.
     """
     results_db = connections[DEFAULT_DB_ALIAS]
-    tables = results_db.introspection.table_names()
+    try:
+        tables = results_db.introspection.table_names()
+    except DatabaseError as exc:
+        raise SweepError(
+            f"cannot connect to the results database '{DEFAULT_DB_ALIAS}' "
+            f"({describe(results_db.settings_dict)}): "
+            f"{redact(' '.join(str(exc).split()))}. Start the server or fix DATABASES / DATABASE_URL"
+        ) from exc
     missing_tables = Sweep._meta.db_table not in tables or Trial._meta.db_table not in tables
     if missing_tables and not options.migrate:
         raise SweepError(
@@ -87,7 +94,11 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
         preflight(options, report)
     if missing_tables:
         report("info", f"Creating poolbench's tables in the results database '{DEFAULT_DB_ALIAS}' (migrate).")
-        call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
+        try:
+            call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
+        except DatabaseError as exc:
+            raise SweepError(_unwritable(exc)) from exc
+    check_results_writable()
     if target.embedded:
         report("info", "Starting an embedded PostgreSQL (pgserver) as the benchmark target...")
         start_embedded(target, max_connections=options.embedded_max_connections)
@@ -103,6 +114,37 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
         report("info", f"Creating the probe table in '{target.alias}' (migrate poolbench).")
         call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
         connections[target.migrate_alias].close()
+
+
+def _unwritable(exc: BaseException) -> str:
+    db = connections[DEFAULT_DB_ALIAS]
+    return (
+        f"cannot write results to the database '{DEFAULT_DB_ALIAS}' ({describe(db.settings_dict)}): "
+        f"{redact(' '.join(str(exc).split()))}. Give its user INSERT and UPDATE rights on poolbench's tables "
+        f"(or make the SQLite file writable), or point DATABASES['{DEFAULT_DB_ALIAS}'] at a database "
+        "you can write"
+    )
+
+
+def check_results_writable() -> None:
+    """Fail before any server or load starts if the results cannot be stored.
+
+    Zero-row INSERT ... SELECT and UPDATE statements need the same rights (and, in SQLite, a
+    writable file) as real ones, and use no sequence value; they are rolled back anyway. Every
+    column is named: MySQL's strict mode refuses a column list that leaves one without a default.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    qn = db.ops.quote_name
+    try:
+        with transaction.atomic(using=DEFAULT_DB_ALIAS), db.cursor() as cur:
+            for model in (Sweep, Trial):
+                table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
+                columns = ", ".join(qn(f.column) for f in model._meta.concrete_fields)
+                cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table} WHERE 1 = 0")
+                cur.execute(f"UPDATE {table} SET {pk} = {pk} WHERE 1 = 0")
+            transaction.set_rollback(True, using=DEFAULT_DB_ALIAS)
+    except DatabaseError as exc:
+        raise SweepError(_unwritable(exc)) from exc
 
 
 def preflight(options: SweepOptions, report: Reporter = _quiet, limit: int | None = None) -> None:
@@ -191,7 +233,13 @@ def create_sweep(options: SweepOptions) -> Sweep:
 
 
 def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
-    """Run every trial of the plan; return the finished Sweep. Children are always stopped."""
+    """Run every trial of the plan; return the finished Sweep. Children are always stopped.
+
+    On Ctrl-C/SIGTERM the finished trials are kept, the running one and the sweep are stored as
+    interrupted and ``KeyboardInterrupt`` is re-raised with the sweep as its ``sweep`` attribute;
+    on a :class:`SweepError`/:class:`TargetError` after the sweep began, the sweep is stored as
+    error and the exception carries it the same way.
+    """
     sweep = None
     session: LoginSession | None = None
     try:
@@ -199,7 +247,8 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
         if options.login_user is not None:
             session = create_login_session(options.login_user)
             options.load.cookie = session.cookie
-        sweep = create_sweep(options)
+        with children.shielded():
+            sweep = create_sweep(options)
         report("info", f"Sweep #{sweep.pk}: {len(options.plan.specs)} trial(s) against {options.target.description}")
         if session is not None:
             report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
@@ -207,33 +256,69 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
             report("info", f"In the trial server only: {change}.")
         token = secrets.token_urlsafe(32)
         total = len(options.plan.specs)
-        for spec in options.plan.specs:
+        for n, spec in enumerate(options.plan.specs):
+            if n:
+                _check_target(sweep, spec, options, total)
             run_trial(sweep, spec, options, token, report, total)
-        finish_sweep(sweep, options)
+        with children.shielded():
+            finish_sweep(sweep, options)
         return sweep
-    except KeyboardInterrupt:
-        if sweep is not None:
-            sweep.status = Sweep.Status.INTERRUPTED
-            sweep.message = "interrupted (Ctrl-C or SIGTERM); finished trials are kept"
-            sweep.finished_at = timezone.now()
-            _summarize(sweep, options)
-            sweep.save()
-        raise
-    except (SweepError, TargetError):
+    except KeyboardInterrupt as exc:
+        with children.shielded(reraise=False):
+            if sweep is not None:
+                _stop_sweep(sweep, options, Sweep.Status.INTERRUPTED, INTERRUPTED_SWEEP)
+            exc.sweep = sweep  # type: ignore[attr-defined]
         raise
     except Exception as exc:
-        if sweep is not None:
-            sweep.status = Sweep.Status.ERROR
-            sweep.message = " ".join(str(exc).split())[:2000]
-            sweep.finished_at = timezone.now()
-            sweep.save()
+        with children.shielded(reraise=False):
+            if sweep is not None:
+                _stop_sweep(sweep, options, Sweep.Status.ERROR, str(exc))
+            exc.sweep = sweep  # type: ignore[attr-defined]
         raise
     finally:
-        children.stop_all()
-        if session is not None:
-            session.delete()
-            options.load.cookie = ""
-        options.target.close()
+        # A second Ctrl-C here is held until every child is stopped and the embedded database is down.
+        with children.shielded(reraise=False):
+            children.stop_all()
+            if session is not None:
+                session.delete()
+                options.load.cookie = ""
+            options.target.close()
+
+
+INTERRUPTED_SWEEP = "interrupted (Ctrl-C or SIGTERM); finished trials are kept"
+INTERRUPTED_TRIAL = "interrupted (Ctrl-C or SIGTERM)"
+
+
+def _check_target(sweep: Sweep, spec: TrialSpec, options: SweepOptions, total: int) -> None:
+    """Between trials: stop the sweep with a clear message if the database went away."""
+    try:
+        options.target.check_alive()
+    except TargetError as exc:
+        done = sweep.trials.count()
+        raise TargetError(
+            f"{exc}. The sweep stopped before trial {spec.index} of {total}; its {done} finished "
+            f"trial(s) are kept in sweep #{sweep.pk}. Start the database and run the sweep again"
+        ) from exc
+
+
+def _stop_sweep(sweep: Sweep, options: SweepOptions, status: str, message: str) -> None:
+    sweep.status = status
+    sweep.message = redact(" ".join(message.split()))[:2000]
+    sweep.finished_at = timezone.now()
+    try:
+        _summarize(sweep, options)
+    except Exception:  # the status matters more than the summary
+        pass
+    save_anyway(sweep)
+
+
+def save_anyway(obj: Any) -> None:
+    """Save ``obj``; if the results connection was broken (e.g. a query cut short), reconnect once."""
+    try:
+        obj.save()
+    except Exception:
+        connections[DEFAULT_DB_ALIAS].close()
+        obj.save()
 
 
 def site_changes(options: SweepOptions) -> list[str]:
@@ -334,7 +419,9 @@ def trial_config(spec: TrialSpec, options: SweepOptions, token: str, app_name: s
 
 
 def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, report: Reporter, total: int) -> Trial:
-    trial = Trial.objects.create(
+    # Saved at once (status running), and saved again in the `finally` below whatever happens, so
+    # that a Ctrl-C at any point leaves a finished row.
+    trial = Trial(
         sweep=sweep,
         index=spec.index,
         repeat=spec.repeat,
@@ -367,7 +454,6 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     config = trial_config(spec, options, token, app_name)
     trial.pool_stats = {"settings": trial_settings(config["database"])}
     where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
-    report("info", f"{where}: starting server...")
     state_dir = Path(tempfile.mkdtemp(prefix=f"poolbench-trial{spec.index}-"))
     server = TrialServer(
         config=config,
@@ -378,8 +464,11 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         start_timeout=options.start_timeout,
     )
     db_sampler = cpu = None
+    measured_all = False
     t0 = time.monotonic()
     try:
+        with children.shielded():
+            trial.save()
         # Sampling starts before the server does: on MySQL/MariaDB the connections already open then are
         # the ones that are not the trial's.
         db_sampler = DatabaseConnections(
@@ -389,6 +478,7 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             database=str(options.target.database.get("NAME") or ""),
             user=str(options.target.database.get("USER") or ""),
         ).start(wait_setup=True)
+        report("info", f"{where}: starting server...")
         server.start()
         trial.overhead["server_start_s"] = round(server.started_in, 3)
         report(
@@ -410,50 +500,48 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             state_dir,
             on_tick=lambda elapsed, planned: report("detail", f"{where}: load running, {elapsed:.0f}s of {planned:.0f}s"),
             on_start=lambda pid: locust_pid.append(pid),
+            on_measuring=lambda: report("detail", f"{where}: warm-up over, measuring..."),
         )
         load_s = time.monotonic() - t_load
         trial.overhead["load_outside_window_s"] = round(
             max(0.0, load_s - options.load.duration - options.load.warmup), 3
         )
-        db_sampler.stop()
-        cpu.stop()
-        pool = server.stats()
-        measured = stats.summarize(output)
-        for name, value in measured.items():
-            setattr(trial, name, value)
-        trial.pool_stats.update(
-            {
-                "total": stats.sum_pool_stats(pool.get("workers", {})),
-                "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
-            }
-        )
-        trial.timing = _merge_timing(pool.get("workers", {}))
-        trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
-        trial.cpu = cpu.result()
-        trial.load_bound = bool(output.get("cpu_warning") or output.get("worker_cpu_warning"))
-        if not output.get("warmup_done") and options.load.warmup:
-            trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
-        trial.status = Trial.Status.OK
+        # The load is over: a Ctrl-C now waits until this trial's figures are in.
+        with children.shielded():
+            _collect(trial, output, server, db_sampler, cpu, options)
+            trial.status = Trial.Status.OK
+            measured_all = True
     except (ServerError, LoadError) as exc:
         trial.status = Trial.Status.ERROR
         log = getattr(exc, "log", "") or server.log_tail()
-        trial.error_text = f"{exc}\n\n{log}".strip()
-        report("warning", f"{where}: failed: {exc}")
-    except KeyboardInterrupt:
-        trial.status = Trial.Status.INTERRUPTED
-        trial.error_text = "interrupted (Ctrl-C or SIGTERM)"
+        trial.error_text = redact(f"{exc}\n\n{log}".strip())
+        report("warning", f"{where}: failed: {redact(str(exc))}")
+    except KeyboardInterrupt as exc:
+        with children.shielded(reraise=False):
+            if measured_all:
+                trial.notes.append("the sweep was interrupted just after this trial was measured")
+            else:
+                trial.status = Trial.Status.INTERRUPTED
+                trial.error_text = INTERRUPTED_TRIAL
+                _keep_partial(trial, getattr(exc, "partial", None), server, db_sampler, cpu, options)
+        raise
+    except Exception as exc:
+        # Anything else still leaves a finished row behind it (then stops the sweep).
+        trial.status = Trial.Status.ERROR
+        trial.error_text = redact(f"{type(exc).__name__}: {exc}\n\n{server.log_tail()}".strip())
         raise
     finally:
-        for sampler in (db_sampler, cpu):
-            if sampler is not None:
-                sampler.stop()
-        t_stop = time.monotonic()
-        server.stop()
-        trial.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
-        trial.overhead["trial_total_s"] = round(time.monotonic() - t0, 3)
-        trial.finished_at = timezone.now()
-        trial.save()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        with children.shielded():
+            for sampler in (db_sampler, cpu):
+                if sampler is not None:
+                    sampler.stop()
+            t_stop = time.monotonic()
+            server.stop()
+            trial.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+            trial.overhead["trial_total_s"] = round(time.monotonic() - t0, 3)
+            trial.finished_at = timezone.now()
+            save_anyway(trial)
+            shutil.rmtree(state_dir, ignore_errors=True)
     if trial.status == Trial.Status.OK:
         peak = trial.db_stats.get("peak_connections")
         mean = trial.db_stats.get("mean_connections")
@@ -490,6 +578,67 @@ def check_pages(server: TrialServer, load: LoadSettings) -> list[str]:
         elif not 200 <= status < 300:
             problems.append(f"GET {path} answered {status} before the load: its requests will count as failures")
     return problems
+
+
+def _collect(
+    trial: Trial,
+    output: dict[str, Any],
+    server: TrialServer,
+    db_sampler: DatabaseConnections | None,
+    cpu: ProcessCPU | None,
+    options: SweepOptions,
+) -> None:
+    """Put what Locust, the server, the database and the CPU sampler saw into the trial."""
+    for sampler in (db_sampler, cpu):
+        if sampler is not None:
+            sampler.stop()
+    pool = server.stats()
+    measured = stats.summarize(output)
+    for name, value in measured.items():
+        setattr(trial, name, value)
+    trial.pool_stats.update(
+        {
+            "total": stats.sum_pool_stats(pool.get("workers", {})),
+            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
+        }
+    )
+    trial.timing = _merge_timing(pool.get("workers", {}))
+    if db_sampler is not None:
+        trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
+    if cpu is not None:
+        trial.cpu = cpu.result()
+    trial.load_bound = bool(output.get("cpu_warning") or output.get("worker_cpu_warning"))
+    if not output.get("warmup_done") and options.load.warmup:
+        trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
+
+
+def _keep_partial(
+    trial: Trial,
+    output: dict[str, Any] | None,
+    server: TrialServer,
+    db_sampler: DatabaseConnections | None,
+    cpu: ProcessCPU | None,
+    options: SweepOptions,
+) -> None:
+    """An interrupted trial keeps what was measured before the interrupt, and says how much that was."""
+    if output is None:
+        trial.notes.append("interrupted before any load was measured")
+        return
+    if not output.get("warmup_done") and options.load.warmup:
+        trial.notes.append("interrupted during the warm-up: nothing was measured")
+        return
+    try:
+        _collect(trial, output, server, db_sampler, cpu, options)
+    except (ServerError, OSError, ValueError) as exc:
+        # The server may be gone already; Locust's figures are still worth keeping.
+        for name, value in stats.summarize(output).items():
+            setattr(trial, name, value)
+        trial.notes.append(f"the pool statistics could not be read after the interrupt: {exc}")
+    measured = trial.duration_s or 0.0
+    trial.notes.append(
+        f"interrupted after {measured:.1f}s of the {options.load.duration:g}s measured window: "
+        "the figures cover that part only"
+    )
 
 
 def _ms(value: float | None) -> str:

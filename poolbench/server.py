@@ -58,9 +58,13 @@ class TrialServer:
         # Bind here and hand the socket over: the port is free and known before the child starts.
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.bind, 0))
-        sock.listen(2048)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.bind, 0))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            raise ServerError(f"cannot listen on {self.bind}: {exc}") from exc
         self.port = sock.getsockname()[1]
         env = dict(os.environ)
         env[CONFIG_ENV] = str(config_path)
@@ -100,9 +104,11 @@ class TrialServer:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
+                reason = children.last_exception(self.log_path)
                 raise ServerError(
-                    f"the server exited with code {self.proc.returncode} before answering",
-                    children.tail(self.log_path),
+                    f"the server exited with code {self.proc.returncode} before answering"
+                    + (f": {reason}" if reason else ""),
+                    children.tail(self.log_path, 40),
                 )
             try:
                 if self.request("/__poolbench__/ping", timeout=1.0)[0] == 200:

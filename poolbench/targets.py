@@ -7,10 +7,14 @@ checks and sampling, apart from the connections the trial server opens.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
+import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,15 +113,48 @@ class Target:
         finally:
             conn.close()
 
+    def check_alive(self) -> None:
+        """Raise TargetError if the database no longer answers (it went away during the sweep)."""
+        conn = self.harness_connection()
+        try:
+            conn.ensure_connection()
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetchone()
+        except Exception as exc:
+            raise TargetError(
+                f"the database of alias '{self.alias}' ({self.url}) does not answer any more: "
+                f"{' '.join(str(exc).split())}"
+            ) from exc
+        finally:
+            conn.close()
+
     def close(self) -> None:
+        from .children import shielded
+
+        # Runs while the command is being interrupted: a second Ctrl-C must not cut it short.
+        with shielded(reraise=False):
+            self._close()
+
+    def _close(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None
             try:
                 server.cleanup()
-            finally:
-                _kill_leftover_postgres(self._tmpdir)
+            except Exception as exc:  # the leftover sweep below still stops it
+                logger.warning("stopping the embedded PostgreSQL: %s", exc)
+            # pgserver also registered this at exit; it is done now, and its files are going.
+            atexit.unregister(server._cleanup)
+        # Also when the start itself was interrupted: pg_ctl may have started a postmaster that
+        # no server object knows about yet.
+        _kill_leftover_postgres(self._tmpdir)
         if self._tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            # A process killed a moment ago (initdb, say) may still be writing: try again briefly.
+            for _ in range(30):
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+                if not os.path.exists(self._tmpdir):
+                    break
+                time.sleep(0.1)
             self._tmpdir = None
         if EMBEDDED_ALIAS in connections.settings:
             connections[EMBEDDED_ALIAS].close()
@@ -162,6 +199,7 @@ def start_embedded(target: Target, *, max_connections: int, on_status: Any = Non
         # max_connections needs a restart: stop the first server, start it again with the setting.
         target._server = None
         server.cleanup()
+        atexit.unregister(server._cleanup)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         target._server = server
     except Exception as exc:
@@ -183,19 +221,58 @@ def start_embedded(target: Target, *, max_connections: int, on_status: Any = Non
 
 
 def _kill_leftover_postgres(datadir: str | None) -> None:
+    """Stop every process still working in ``datadir`` (a directory of this sweep's own).
+
+    A postmaster gets SIGQUIT (immediate shutdown, which also ends its backends); anything else
+    there (initdb, pg_ctl, their shells, when the start itself was interrupted) gets SIGKILL.
+    """
     if not datadir:
         return
-    try:
-        import psutil
-    except ImportError:
-        return
+    import signal
+
+    import psutil
+
+    found = []
     for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info.get("cmdline") or [])
-        if datadir in cmd and "postgres" in cmd:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
+        cmd = proc.info.get("cmdline") or []
+        if proc.pid == os.getpid() or not any(datadir in part for part in cmd):
+            continue
+        postmaster = os.path.basename(cmd[0]) == "postgres" and "-D" in cmd
+        try:
+            proc.send_signal(signal.SIGQUIT if postmaster else signal.SIGKILL)
+            found.append(proc)
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(found, timeout=3)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=3)
+
+
+def known_passwords() -> list[str]:
+    """Every database password in the settings: none of them may be stored, printed or logged."""
+    from django.conf import settings
+
+    found = {str(db.get("PASSWORD")) for db in settings.DATABASES.values() if db.get("PASSWORD")}
+    return sorted(found, key=len, reverse=True)
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s/]*@")
+_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd)\s*=\s*('[^']*'|\S+)")
+
+
+def redact(text: str, passwords: list[str] | None = None) -> str:
+    """``text`` with database passwords removed: the settings' own, ``user:pass@`` in URLs, password=..."""
+    if not text:
+        return text
+    for secret in known_passwords() if passwords is None else passwords:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
+    return _KEYWORD_PASSWORD.sub(r"\1=***", text)
 
 
 def probe_ready(alias: str) -> bool:

@@ -8,6 +8,7 @@ server is both the benchmark target and where the results are stored.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -60,8 +61,22 @@ TEMPLATES = [
     },
 ]
 
+_USE = "use postgres://USER@HOST:5432/NAME, mysql://USER@HOST:3306/NAME or sqlite:///PATH"
+
+
+def _database(url: str) -> dict:
+    # Checked here so that a typo gives one line naming the fix, never a traceback; the URL itself
+    # is not repeated, as it may hold a password.
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if not scheme:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL; {_USE}")
+    if scheme not in environ.Env.DB_SCHEMES:
+        raise ImproperlyConfigured(f"DATABASE_URL has an unknown scheme {scheme!r}; {_USE}")
+    return environ.Env.db_url_config(url)
+
+
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    "default": _database(env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")),
 }
 if "mysql" in DATABASES["default"]["ENGINE"]:
     # mysqlclient's connection charset is Django's "utf8" (3-byte utf8mb3) unless told otherwise; the

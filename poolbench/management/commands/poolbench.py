@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from poolbench.plan import (
 from poolbench.report import endpoints_table, shows_pages, sweep_summary, trials_table
 from poolbench.runner import SweepError, SweepOptions, run_sweep
 from poolbench.site import SiteError, find_login_user, trial_overrides
-from poolbench.targets import TargetError, resolve
+from poolbench.targets import TargetError, redact, resolve
 
 
 class Command(BaseCommand):
@@ -87,16 +89,34 @@ class Command(BaseCommand):
         outputs = _output_files(opts)
         options = self.build_options(opts)
         self.verbosity = opts["verbosity"]
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        if options.bind not in ("127.0.0.1", "::1", "localhost"):
+            self.report(
+                "warning",
+                f"The trial servers will listen on {options.bind}: other machines may reach the probe "
+                "(the statistics endpoint still needs this run's token).",
+            )
+        # SIGTERM (kill, systemd, CI) and SIGHUP (closed terminal) stop the sweep the way Ctrl-C does;
+        # after the first, further signals are ignored until the cleanup is done.
+        children.reset_interrupted()
+        previous = {sig: signal.signal(sig, children.on_stop_signal) for sig in children.STOP_SIGNALS}
         try:
             sweep = run_sweep(options, self.report)
         except (SweepError, TargetError) as exc:
-            raise CommandError(str(exc)) from exc
-        except KeyboardInterrupt:
-            children.stop_all()
-            raise CommandError("Interrupted: finished trials are kept; the sweep is marked interrupted.") from None
+            self._print_partial(getattr(exc, "sweep", None), options, outputs)
+            raise CommandError(redact(str(exc))) from exc
+        except KeyboardInterrupt as exc:
+            with children.shielded(reraise=False):
+                children.stop_all()
+                sweep = getattr(exc, "sweep", None)
+                self._print_partial(sweep, options, outputs)
+            if sweep is None:
+                raise CommandError("Interrupted before the sweep began: nothing was stored.") from None
+            raise CommandError(
+                f"Interrupted: sweep #{sweep.pk} is marked interrupted; its finished trials are kept."
+            ) from None
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         trials = list(sweep.trials.all())
         self.stdout.write("")
         self.stdout.write(f"Sweep #{sweep.pk} on {options.target.description}")
@@ -113,7 +133,28 @@ class Command(BaseCommand):
         if sweep.status == sweep.Status.FAILED:
             raise CommandError(f"Every trial of sweep #{sweep.pk} failed; see the errors above.")
 
+    def _print_partial(self, sweep: Any, options: SweepOptions, outputs: dict[str, Path]) -> None:
+        """What a sweep that stopped early had measured (table, --report/--json), so that a Ctrl-C
+        never hides it."""
+        if sweep is None:
+            return
+        trials = list(sweep.trials.all())
+        if trials and self.verbosity >= 1:
+            self.stdout.write("")
+            self.stdout.write(f"Sweep #{sweep.pk} on {options.target.description} ({sweep.status})")
+            self.stdout.write(trials_table(trials))
+        for fmt, path in outputs.items():
+            try:
+                export.write(path, export.render(export.load_trials_of([sweep]), fmt))
+            except Exception as exc:  # the reason the sweep stopped matters more
+                self.stderr.write(f"Could not write the {fmt.upper()} report to {path}: {exc}")
+            else:
+                self.stdout.write(
+                    f"Wrote the {fmt.upper()} report of sweep #{sweep.pk} ({sweep.status}) to {path}"
+                )
+
     def report(self, level: str, message: str) -> None:
+        message = redact(message)
         if level == "detail":
             if self.verbosity >= 2:
                 self.stdout.write(message)
@@ -145,6 +186,7 @@ class Command(BaseCommand):
             conn_max_age = _one_int(opts["conn_max_age"], 600, "--conn-max-age", 10**9)
             repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
             paths = parse_paths(opts.get("paths"))
+            bind = _check_bind(opts["bind"] or config["BIND"])
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
@@ -180,7 +222,7 @@ class Command(BaseCommand):
             load=load,
             command=_command_line(),
             query_delay_ms=delay,
-            bind=opts["bind"] or config["BIND"],
+            bind=bind,
             start_timeout=float(config["SERVER_START_TIMEOUT"]),
             migrate=bool(config["MIGRATE"]),
             embedded_max_connections=int(config["EMBEDDED_MAX_CONNECTIONS"]),
@@ -207,12 +249,25 @@ def _output_files(opts: dict[str, Any]) -> dict[str, Path]:
     return outputs
 
 
-def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _command_line() -> str:
-    return " ".join(shlex.quote(a) for a in ["manage.py", *sys.argv[1:]]) if sys.argv else ""
+    return redact(" ".join(shlex.quote(a) for a in ["manage.py", *sys.argv[1:]])) if sys.argv else ""
+
+
+def _check_bind(address: str) -> str:
+    """The trial servers bind here: refuse an address this machine cannot listen on, now."""
+    if address == "localhost":
+        address = "127.0.0.1"
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((address, 0))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PlanError(
+            f"--bind {address!r}: cannot listen on this address ({reason}); "
+            "use 127.0.0.1 (the default) or an address of this machine"
+        ) from None
+    return address
 
 
 def _ints(value: Any, default: Any, option: str, maximum: int, what: str) -> list[int]:
@@ -225,9 +280,9 @@ def _one_int(value: Any, default: Any, option: str, maximum: int, *, allow_zero:
     if value is None:
         return default
     text = str(value).strip()
-    if not text.lstrip("+").isdigit():
+    if not re.fullmatch(r"\+?[0-9]+", text):  # ASCII digits only: int() takes any script's
         raise PlanError(f"{option} {value!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer")
-    number = int(text)
+    number = int(text) if len(text) <= 20 else maximum + 1  # int() refuses over 4300 digits
     if number < (0 if allow_zero else 1):
         raise PlanError(f"{option} {value!r} must be {'0 or more' if allow_zero else '1 or more'}")
     if number > maximum:
