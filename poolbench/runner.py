@@ -295,7 +295,12 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
             options.load.cookie = session.cookie
         with children.shielded():
             sweep = create_sweep(options)
-        report("info", f"Sweep #{sweep.pk}: {len(options.plan.specs)} trial(s) against {options.target.description}")
+        planned = (
+            f"--sizes auto, at most {options.auto_max_sizes} sizes"
+            if options.auto
+            else f"{len(options.plan.specs)} trial(s)"
+        )
+        report("info", f"Sweep #{sweep.pk}: {planned} against {options.target.description}")
         if session is not None:
             report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
         for change in site_changes(options):
