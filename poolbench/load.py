@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import children
+from .serve import MEASURE_MARK
 from .targets import known_passwords
 
 PLUGIN = Path(__file__).with_name("locust_plugin.py")
@@ -50,7 +51,8 @@ class LoadSettings:
 
 def locust_command(settings: LoadSettings, host: str, out: Path, csv_prefix: Path) -> list[str]:
     spawn_rate = settings.spawn_rate or settings.users  # 0 = everyone at once
-    run_time = max(1, int(round(settings.warmup + settings.duration)))
+    # The plugin ends the run `duration` after the warm-up; this limit only catches a stuck plugin.
+    run_time = max(1, int(settings.warmup + settings.duration + 30))
     args = [
         sys.executable, "-m", "locust",
         "-f", f"{PLUGIN},{settings.locustfile}",
@@ -65,6 +67,8 @@ def locust_command(settings: LoadSettings, host: str, out: Path, csv_prefix: Pat
         "--csv", str(csv_prefix),
         "--poolbench-warmup", str(settings.warmup),
         "--poolbench-out", str(out),
+        "--poolbench-mark", str(out.parent / MEASURE_MARK),
+        "--poolbench-duration", str(settings.duration),
         "--loglevel", "WARNING",
     ]  # fmt: skip
     if settings.processes > 1:

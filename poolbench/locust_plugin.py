@@ -10,41 +10,62 @@ import re
 import time
 
 import gevent
+import locust.runners
 from locust import events
 from locust.runners import WorkerRunner
 
 _state = {}
+
+# With --processes, workers send their statistics every WORKER_REPORT_INTERVAL (3 s by default): the
+# warm-up reset can only be as sharp as that, so report more often.
+locust.runners.WORKER_REPORT_INTERVAL = 0.5
 
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser):
     parser.add_argument("--poolbench-warmup", type=float, default=0.0, include_in_web_ui=False)
     parser.add_argument("--poolbench-out", type=str, default="", include_in_web_ui=False)
+    parser.add_argument("--poolbench-mark", type=str, default="", include_in_web_ui=False)
+    parser.add_argument("--poolbench-duration", type=float, default=0.0, include_in_web_ui=False)
+
+
+def _measure_from_now(environment):
+    _state["measure_start"] = time.time()
+    out = environment.parsed_options.poolbench_out
+    if out:  # tells poolbench the measured window has begun
+        with open(f"{out}.measuring", "w", encoding="utf-8") as fh:
+            fh.write(str(_state["measure_start"]))
+    duration = environment.parsed_options.poolbench_duration
+    if duration > 0:
+        # The window ends `duration` after it began, however late the warm-up ended on a busy
+        # machine; --run-time is only the safety net.
+        gevent.spawn_later(duration, environment.runner.quit)
+    mark = environment.parsed_options.poolbench_mark
+    if mark:
+        # Tells the trial server's workers to start their own timing afresh (serve.MEASURE_MARK).
+        with open(mark, "w", encoding="utf-8") as fh:
+            fh.write(str(_state["measure_start"]))
 
 
 @events.test_start.add_listener
 def _start(environment, **kwargs):
+    warmup = environment.parsed_options.poolbench_warmup
     if isinstance(environment.runner, WorkerRunner):
+        # A worker drops what it has not reported yet when the master's warm-up ends too.
+        if warmup > 0:
+            gevent.spawn_later(warmup, environment.runner.stats.reset_all)
         return
     _state["test_start"] = time.time()
-    warmup = environment.parsed_options.poolbench_warmup
-    out = environment.parsed_options.poolbench_out
-
-    def measuring():
-        _state["measure_start"] = time.time()
-        if out:  # tells poolbench the measured window has begun
-            with open(f"{out}.measuring", "w", encoding="utf-8") as fh:
-                fh.write(str(_state["measure_start"]))
 
     def reset():
         gevent.sleep(warmup)
         environment.runner.stats.reset_all()
-        measuring()
+        _measure_from_now(environment)
 
     if warmup > 0:
         gevent.spawn(reset)
     else:
-        measuring()
+        _measure_from_now(environment)
 
 
 @events.test_stop.add_listener

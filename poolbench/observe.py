@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -107,6 +108,7 @@ class DatabaseConnections(Sampler):
         database: str = "",
         user: str = "",
         interval: float = 0.25,
+        embedded: bool = False,
     ):
         super().__init__(interval)
         self.connect = connect
@@ -114,6 +116,11 @@ class DatabaseConnections(Sampler):
         self.application_name = application_name
         self.database = database
         self.user = user
+        self.embedded = embedded
+        # The database server's processes, for ProcessCPU (read from its thread).
+        self.db_scope = "unknown: not looked up"
+        self.db_pids: list[int] = []
+        self._find_pids: Callable[[Any], list[int]] | None = None
         self.conn: Any = None
         self.times: list[float] = []
         self.all_values: list[float] = []
@@ -135,6 +142,12 @@ class DatabaseConnections(Sampler):
         self.conn = self.connect()
         self.conn.ensure_connection()
         self.sessions[0] = self._sessions()
+        try:
+            self.db_scope, self._find_pids = database_processes(
+                self.conn, self.vendor, self.embedded, self.application_name
+            )
+        except Exception as exc:  # CPU of the database is a nice-to-have, never a reason to stop
+            self.db_scope = f"unknown: {' '.join(str(exc).split())[:200]}"
         if self.vendor == "mysql":
             self.max_used_before = self._status("MAX_USED_CONNECTIONS")
             with self.conn.cursor() as cur:
@@ -165,6 +178,9 @@ class DatabaseConnections(Sampler):
         return ours, self._status("THREADS_CONNECTED")
 
     def sample(self) -> float | None:
+        if self._find_pids is not None:
+            with self.conn.cursor() as cur:
+                self.db_pids = self._find_pids(cur)
         ours, everyone = self._read()
         self.times.append(time.time())
         self.all_values.append(everyone)
@@ -247,20 +263,83 @@ def summarize_connections(
     return out
 
 
-class ProcessCPU(Sampler):
-    """CPU use (in cores: 1.0 = one core busy) of process trees, by role."""
+# A Locust process that wanted at least this share of one core (running or waiting for a CPU) was
+# saturated: it could not send requests any faster, whatever the pool did. Locust warns at 90% too.
+LOAD_BOUND_CORES = 0.9
 
-    def __init__(self, roots: Callable[[], dict[str, list[int]]], interval: float = 0.5):
+
+def schedstat(pid: int) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds runnable but waiting for one) summed over a process's threads.
+
+    Linux /proc/<pid>/task/*/schedstat; None where unavailable. The waiting time is what shows a
+    CPU-starved process: it wants a core and does not get it, so its own CPU use looks low.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    run = wait = 0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh:
+                fields = fh.read().split()
+            run += int(fields[0])
+            wait += int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return run / 1e9, wait / 1e9
+
+
+class ProcessCPU(Sampler):
+    """CPU use (in cores: 1.0 = one core busy) of process trees by role, the busiest single process
+    of each role with its demand (running + waiting for a CPU), and the whole host's.
+
+    ``measuring`` says whether the measured window has begun: samples before it (Locust's own
+    start-up, the warm-up) prime the counters but are not kept.
+    """
+
+    def __init__(
+        self,
+        roots: Callable[[], dict[str, list[int]]],
+        interval: float = 0.5,
+        measuring: Callable[[], bool] | None = None,
+    ):
         super().__init__(interval)
         self.roots = roots
+        self.measuring = measuring or (lambda: True)
         self.series: dict[str, list[float]] = {}
+        self.per_process: dict[str, dict[int, list[tuple[float, float]]]] = {}
+        self.host: list[float] = []
         self._procs: dict[int, Any] = {}
+        self._sched: dict[int, tuple[float, float, float]] = {}
         self._last = 0.0
+        self._was_measuring = False
+
+    def _demand(self, pid: int, now: float) -> tuple[float, float] | None:
+        stat = schedstat(pid)
+        if stat is None:
+            return None
+        before = self._sched.get(pid)
+        self._sched[pid] = (now, *stat)
+        if before is None or now <= before[0]:
+            return None
+        elapsed = now - before[0]
+        run = max(0.0, stat[0] - before[1]) / elapsed
+        wait = max(0.0, stat[1] - before[2]) / elapsed
+        return run, run + wait
 
     def sample(self) -> float | None:
         import psutil
 
         now = time.monotonic()
+        # Keep an interval only if it began inside the window: the one that straddles the warm-up's
+        # end would mix Locust's start-up into the window's figures.
+        measuring = self.measuring()
+        keep = bool(self._last) and self._was_measuring
+        self._was_measuring = measuring
+        host = psutil.cpu_percent(None) * (os.cpu_count() or 1) / 100.0
+        if keep:
+            self.host.append(round(host, 3))
         for role, pids in self.roots().items():
             busy = 0.0
             for pid in pids:
@@ -275,14 +354,105 @@ class ProcessCPU(Sampler):
                         busy += known.cpu_percent(None) / 100.0
                     except psutil.Error:
                         continue
-            if self._last:
+                    demand = self._demand(proc.pid, now)
+                    if keep and demand is not None:
+                        self.per_process.setdefault(role, {}).setdefault(proc.pid, []).append(demand)
+            if keep:
                 self.series.setdefault(role, []).append(round(busy, 3))
         self._last = now
         return None
+
+    def busiest(self, role: str) -> dict[str, Any] | None:
+        """The process of ``role`` with the highest mean demand over the window."""
+        best = None
+        for pid, values in self.per_process.get(role, {}).items():
+            if not values:
+                continue
+            cores = sum(v[0] for v in values) / len(values)
+            demand = sum(v[1] for v in values) / len(values)
+            if best is None or demand > best["demand_cores"]:
+                best = {
+                    "pid": pid,
+                    "cores": round(cores, 3),
+                    "demand_cores": round(demand, 3),
+                    "samples": len(values),
+                }
+        return best
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for role, values in self.series.items():
             if values:
                 out[role] = {"mean_cores": round(sum(values) / len(values), 3), "peak_cores": max(values)}
+                top = self.busiest(role)
+                if top is not None:
+                    out[role]["busiest_process"] = top
+        if self.host:
+            out["host"] = {
+                "mean_cores": round(sum(self.host) / len(self.host), 3),
+                "peak_cores": max(self.host),
+                "cpu_count": os.cpu_count(),
+            }
+        if self.error:
+            out["error"] = self.error
         return out
+
+
+def _trial_backends(application_name: str) -> Callable[[Any], list[int]]:
+    def pids(cur: Any) -> list[int]:
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+            [application_name],
+        )
+        return [int(row[0]) for row in cur.fetchall()]
+
+    return pids
+
+
+def database_processes(
+    conn: Any, vendor: str, embedded: bool, application_name: str = ""
+) -> tuple[str, Callable[[Any], list[int]] | None]:
+    """How to find the database server's processes from this machine, through the harness connection.
+
+    Returns (scope, pids): ``pids(cursor)`` gives the pids to sample now, or None with the reason in
+    ``scope`` when the server is not visible here (another host, another container, no permission).
+    """
+    import psutil
+
+    with conn.cursor() as cur:
+        if vendor == "postgresql":
+            cur.execute("SELECT pg_backend_pid()")
+            backend = int(cur.fetchone()[0])
+            try:
+                proc = psutil.Process(backend)
+                name = proc.name()
+            except psutil.Error:
+                return "unknown: the server's processes are not visible from this machine", None
+            if "postgres" not in name:
+                return f"unknown: pid {backend} here is {name!r}, not the server (another host?)", None
+            if embedded:
+                postmaster = proc.parent()
+                if postmaster is None:
+                    return "unknown: no postmaster", None
+                pid = postmaster.pid
+                return "the embedded server's postmaster and all its processes", lambda cur: [pid]
+            # A shared server: only the backends that serve this trial (tagged by application_name).
+            if not application_name:
+                return "unknown: the trial's connections are not tagged", None
+            return f"the trial's own backends (application_name {application_name})", _trial_backends(
+                application_name
+            )
+        cur.execute("SELECT @@pid_file")
+        row = cur.fetchone()
+    pid = None
+    try:
+        with open(str(row[0]), encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+    except (OSError, ValueError, TypeError):
+        candidates = [
+            p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in ("mariadbd", "mysqld")
+        ]
+        pid = candidates[0] if len(candidates) == 1 else None
+    if pid is None or not psutil.pid_exists(pid):
+        return "unknown: the server's process is not visible from this machine", None
+    return "the whole server process (shared by every client)", lambda cur: [pid]

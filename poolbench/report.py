@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tabulate import tabulate
 
+from . import analysis
 from .models import Sweep, Trial
 
 # "db peak"/"db mean": the trial server's connections as the database server counted them (peak over the
 # trial, mean over the measured window); see observe.DatabaseConnections.
 HEADERS = [
-    "#", "mode / pool", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "fail", "fail %",
-    "db peak", "db mean", "status",
+    "#", "mode / pool", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms", "fail", "fail %",
+    "cpu load/srv/db", "db peak", "db mean", "status",
 ]  # fmt: skip
+SIZE_HEADERS = [
+    "config",
+    "server",
+    "trials",
+    "req/s median",
+    "min-max",
+    "CV %",
+    "p99 ms",
+    "fail %",
+    "load-bound",
+]
+TIME_HEADERS = [
+    "#",
+    "config",
+    "requests",
+    "conn wait",
+    "database",
+    "rest of request",
+    "total",
+    "largest share",
+]
+_PARTS = {"acquire": "waiting for a connection", "db": "in the database", "app": "the rest of the request"}
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -23,8 +46,21 @@ def _num(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _cores(role: Mapping[str, Any] | None) -> str:
+    if not role or "mean_cores" not in role:
+        return "?"
+    return f"{role['mean_cores']:.1f}"
+
+
+def cpu_cell(cpu: Mapping[str, Any]) -> str:
+    """Cores used on average in the window by Locust, the server and the database ('?' = not seen)."""
+    if not cpu:
+        return "-"
+    return "/".join(_cores(cpu.get(role)) for role in ("load", "server", "database"))
+
+
 def trial_row(t: Trial) -> list[Any]:
-    status = t.status if not t.load_bound else f"{t.status} (load-bound)"
+    status = t.status if not t.load_bound else f"{t.status} (LOAD-BOUND)"
     db = t.db_stats or {}
     return [
         t.index,
@@ -34,9 +70,11 @@ def trial_row(t: Trial) -> list[Any]:
         _num(t.latency_p50_ms),
         _num(t.latency_p95_ms),
         _num(t.latency_p99_ms),
+        _num(t.latency_p999_ms),
         _num(t.latency_max_ms),
         t.failures,
         _num(t.failure_pct, 1),
+        cpu_cell(t.cpu),
         db.get("peak_connections", "-"),
         _num(db.get("mean_connections"), 1),
         status,
@@ -80,6 +118,70 @@ def shows_pages(trials: Iterable[Trial]) -> bool:
     return any(not str(e.get("name", "")).startswith("/__poolbench__/") for t in trials for e in t.endpoints or [])
 
 
+def sizes_table(summaries: Sequence[analysis.SizeSummary], tablefmt: str = "simple") -> str:
+    rows = []
+    for s in summaries:
+        label = f"{s.mode} {s.size}"
+        rows.append(
+            [
+                label,
+                f"{s.workers}x{s.threads}",
+                s.trials,
+                _num(s.rps, 1),
+                f"{s.rps_min:,.1f}-{s.rps_max:,.1f}",
+                "-" if s.rps_cv is None else f"{100 * s.rps_cv:.1f}",
+                _num(s.p99_ms),
+                _num(s.failure_pct, 2),
+                f"{s.load_bound}/{s.trials}" if s.load_bound else "-",
+            ]
+        )
+    return tabulate(rows, headers=SIZE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+
+
+def _ms(value: float | None) -> str:
+    # Two significant digits below 10 ms (pool waits are often fractions of a millisecond), whole ms above.
+    if value is None:
+        return "-"
+    if value < 0.01:
+        return "0"
+    return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
+
+
+def _part(timing: Mapping[str, Any], part: str) -> str:
+    values = timing.get(part)
+    if not values:
+        return "-"
+    return f"{_ms(values['mean_ms'])} / {_ms(values['p95_ms'])}"
+
+
+def largest_share(timing: Mapping[str, Any]) -> str:
+    share = timing.get("share") or {}
+    if not share:
+        return "-"
+    part = max(share, key=lambda k: share[k])
+    return f"{_PARTS[part]} ({share[part]:.0%})"
+
+
+def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
+    rows = []
+    for t in trials:
+        if not t.timing:
+            continue
+        rows.append(
+            [
+                t.index,
+                t.label,
+                t.timing.get("requests", 0),
+                _part(t.timing, "acquire"),
+                _part(t.timing, "db"),
+                _part(t.timing, "app"),
+                _part(t.timing, "total"),
+                largest_share(t.timing),
+            ]
+        )
+    return tabulate(rows, headers=TIME_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+
+
 def sweep_summary(sweep: Sweep) -> list[str]:
     lines = []
     by_mode = (sweep.options or {}).get("by_mode") or {}
@@ -92,6 +194,16 @@ def sweep_summary(sweep: Sweep) -> list[str]:
                 lines.append(f"Best throughput ({mode}): {entry['best_rps']:,.1f} req/s.")
     elif sweep.best_size is not None:
         lines.append(f"Best throughput: {sweep.best_rps:,.1f} req/s at pool size {sweep.best_size}.")
+    formula = (sweep.options or {}).get("formula")
+    if formula:
+        lines.append(analysis.formula_text(formula))
+    search = (sweep.options or {}).get("search")
+    if search:
+        steps = ", ".join(
+            f"{p['size']} ({'-' if p['rps'] is None else format(p['rps'], ',.0f')} req/s)"
+            for p in search["path"]
+        )
+        lines.append(f"Search (--sizes auto) from {search['start']}: {steps}; stopped: {search['stopped']}.")
     if sweep.recommendation:
         prefix = f"Recommended pool size: {sweep.recommended_size}. " if sweep.recommended_size else ""
         lines.append(prefix + sweep.recommendation)
@@ -116,4 +228,33 @@ def sweep_summary(sweep: Sweep) -> list[str]:
         which = trials[message]
         where += f" in trial{'s' if len(which) > 1 else ''} {', '.join(which[:5])}"
         lines.append(f"  {count} x {message[:200]}{where}")
+    return lines
+
+
+def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
+    """Everything the command prints after a sweep: trials, by size, where the time goes, the answer."""
+    lines = [trials_table(trials)]
+    if shows_pages(trials):
+        lines += ["", "Per path (answers other than 2xx/3xx are failures):", endpoints_table(trials)]
+    bound = [t for t in trials if t.load_bound]
+    if bound:
+        lines.append(
+            f"LOAD-BOUND: the load generator limited trial(s) {', '.join(str(t.index) for t in bound)}; "
+            "their figures understate the server:"
+        )
+        for t in bound:
+            for reason in (t.cpu or {}).get("load_bound", []):
+                lines.append(f"  trial {t.index}: {reason}")
+    summaries = analysis.by_size(trials)
+    if summaries:
+        lines += [
+            "",
+            "By size (median over --repeat; spread of req/s: min-max and coefficient of variation):",
+        ]
+        lines.append(sizes_table(summaries))
+    if any(t.timing for t in trials):
+        lines += ["", "Where the time goes, inside the server (ms per request, mean / p95):"]
+        lines.append(timing_table(trials))
+    lines.append("")
+    lines += sweep_summary(sweep)
     return lines

@@ -10,7 +10,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,20 @@ from django.utils import timezone
 
 from . import __version__, analysis, backends, children, stats
 from .load import LoadError, LoadSettings, run_load
-from .models import Sweep, Trial
+from .models import Probe, Sweep, Trial
 from .observe import DatabaseConnections, ProcessCPU
-from .plan import Plan, TrialSpec
+from .plan import MAX_SIZE, Plan, TrialSpec
+from .serve import MEASURE_MARK
 from .server import ServerError, TrialServer
 from .site import LoginSession, create_login_session
 from .targets import Target, TargetError, describe, probe_ready, redact, start_embedded
 
 Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
+
+
+# --sizes auto measures at most this many sizes (each --repeat times).
+AUTO_MAX_SIZES = 8
+_LOCAL_HOSTS = ("", "127.0.0.1", "localhost", "::1")
 
 
 class SweepError(RuntimeError):
@@ -51,6 +57,14 @@ class SweepOptions:
     settings_module: str = ""
     login_user: Any = None  # the user object for --login-user, checked by the command
     overrides: dict[str, str] = field(default_factory=dict)  # site.trial_overrides(): {name: why}
+    # The formula's starting point: the database host's cores (None = found out, see formula_cores())
+    # and its effective spindles.
+    db_cores: int | None = None
+    spindles: int = 0
+    # --sizes auto: search for the smallest size on the plateau instead of sweeping plan.sizes.
+    auto: bool = False
+    auto_max_sizes: int = AUTO_MAX_SIZES
+    gates: analysis.Gates = field(default_factory=analysis.Gates)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -114,6 +128,26 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
         report("info", f"Creating the probe table in '{target.alias}' (migrate poolbench).")
         call_command("migrate", "poolbench", database=target.migrate_alias, verbosity=0)
         connections[target.migrate_alias].close()
+    if options.uses_probe:
+        ensure_probe_row(target.migrate_alias, options.query_delay_ms, report)
+
+
+def ensure_probe_row(alias: str, delay_ms: float, report: Reporter = _quiet) -> None:
+    """The probe's delay runs once per row (pg_sleep/SLEEP in the select list): an emptied table (a test
+    flush, a cleanup) would silently measure no delay at all, so put its one row back."""
+    try:
+        rows = Probe.objects.using(alias).count()
+        if rows == 0:
+            Probe.objects.using(alias).create(testcol="test")
+            report("info", f"The probe table in '{alias}' was empty; its one row was put back.")
+        elif rows > 1 and delay_ms:
+            report(
+                "warning",
+                f"The probe table in '{alias}' has {rows} rows: --query-delay-ms applies once per row, so each "
+                f"request holds its connection {rows} x {delay_ms:g} ms.",
+            )
+    finally:
+        connections[alias].close()
 
 
 def _unwritable(exc: BaseException) -> str:
@@ -157,6 +191,15 @@ def preflight(options: SweepOptions, report: Reporter = _quiet, limit: int | Non
     if not limit:
         return
     budget = limit - options.reserve
+    if options.auto:
+        # The search never goes above what fits; it only has to start below it.
+        workers = options.plan.specs[0].workers
+        if budget < workers and not options.allow_over_max:
+            raise SweepError(
+                f"--sizes auto: {workers} worker(s) need at least {workers} connections, but the server allows "
+                f"max_connections={limit} and {options.reserve} are kept in reserve; use fewer --workers"
+            )
+        return
     over = [s for s in options.plan.specs if s.max_db_connections > budget]
     if not over:
         return
@@ -226,6 +269,9 @@ def create_sweep(options: SweepOptions) -> Sweep:
             "login_user": options.login_user.get_username() if options.login_user is not None else None,
             "trial_server_changes": site_changes(options),
             "allow_over_max": options.allow_over_max,
+            "spindles": options.spindles,
+            "db_cores": options.db_cores,
+            "auto": options.auto,
             **options.extra,
         },
         host=host_info(),
@@ -249,17 +295,25 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
             options.load.cookie = session.cookie
         with children.shielded():
             sweep = create_sweep(options)
-        report("info", f"Sweep #{sweep.pk}: {len(options.plan.specs)} trial(s) against {options.target.description}")
+        planned = (
+            f"--sizes auto, at most {options.auto_max_sizes} sizes"
+            if options.auto
+            else f"{len(options.plan.specs)} trial(s)"
+        )
+        report("info", f"Sweep #{sweep.pk}: {planned} against {options.target.description}")
         if session is not None:
             report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
         for change in site_changes(options):
             report("info", f"In the trial server only: {change}.")
         token = secrets.token_urlsafe(32)
-        total = len(options.plan.specs)
-        for n, spec in enumerate(options.plan.specs):
-            if n:
-                _check_target(sweep, spec, options, total)
-            run_trial(sweep, spec, options, token, report, total)
+        if options.auto:
+            search(sweep, options, token, report)
+        else:
+            total = len(options.plan.specs)
+            for n, spec in enumerate(options.plan.specs):
+                if n:
+                    _check_target(sweep, spec, options, total)
+                run_trial(sweep, spec, options, token, report, total)
         with children.shielded():
             finish_sweep(sweep, options)
         return sweep
@@ -334,6 +388,78 @@ def site_changes(options: SweepOptions) -> list[str]:
     return changes
 
 
+def formula_cores(options: SweepOptions) -> tuple[int, str]:
+    """The database host's core count for the formula, and where it came from."""
+    here = os.cpu_count() or 1
+    if options.db_cores:
+        return options.db_cores, "database host cores from --db-cores"
+    if options.target.embedded:
+        return here, "the embedded database runs on this machine"
+    host = str(options.target.database.get("HOST") or "")
+    if host in _LOCAL_HOSTS or host.startswith("/"):
+        return here, "the database runs on this machine"
+    return here, f"database host cores unknown: this machine's {here} assumed; pass --db-cores"
+
+
+def sweep_formula(options: SweepOptions) -> dict[str, Any]:
+    cores, source = formula_cores(options)
+    workers = min(s.workers for s in options.plan.specs)
+    return analysis.formula(cores, source, options.spindles, workers)
+
+
+def auto_max_size(options: SweepOptions, workers: int) -> int:
+    limit = options.target.max_connections
+    if not limit or options.allow_over_max:
+        return MAX_SIZE
+    return max(1, min(MAX_SIZE, (limit - options.reserve) // workers))
+
+
+def search(sweep: Sweep, options: SweepOptions, token: str, report: Reporter) -> None:
+    """``--sizes auto``: measure the formula's size, then double, halve or bisect (analysis.next_auto_size)
+    until the smallest size on the plateau is found or AUTO_MAX_SIZES sizes are measured."""
+    template = options.plan.specs[0]
+    start = sweep_formula(options)["per_worker"]
+    max_size = auto_max_size(options, template.workers)
+    start = min(start, max_size)
+    path: list[dict[str, Any]] = []
+    tried: set[int] = set()
+    index = 0
+    repeat = max(s.repeat for s in options.plan.specs)
+    cap = options.auto_max_sizes * repeat
+    stop = ""
+    while True:
+        summaries = [s for s in analysis.by_size(sweep.trials.all()) if s.config == (
+            template.mode, template.workers, template.threads)]
+        size, why = analysis.next_auto_size(summaries, start=start, tolerance=options.tolerance, max_size=max_size)
+        if size is None:
+            stop = why
+            break
+        if size in tried:
+            stop = f"size {size} could not be measured (its trials failed to run)"
+            break
+        if len(tried) >= options.auto_max_sizes:
+            stop = f"the cap of {options.auto_max_sizes} sizes was reached"
+            break
+        tried.add(size)
+        report("info", f"--sizes auto: measuring size {size} ({why}).")
+        for rep in range(1, repeat + 1):
+            index += 1
+            spec = replace(template, index=index, size=size, pool_min=_pool_min(template, size), repeat=rep)
+            run_trial(sweep, spec, options, token, report, cap)
+        measured = {s.size: s for s in analysis.by_size(sweep.trials.all())}.get(size)
+        path.append({"size": size, "why": why, "rps": measured.rps if measured else None})
+    options.extra["search"] = {"start": start, "max_size": max_size, "path": path, "stopped": stop}
+    sweep.options = {**sweep.options, "search": options.extra["search"]}
+    sweep.sizes = sorted(tried)
+    report("info", f"--sizes auto: stopped after {len(path)} size(s): {stop}.")
+
+
+def _pool_min(template: TrialSpec, size: int) -> int | None:
+    if template.mode != "pool" or template.pool_min is None:
+        return template.pool_min
+    return min(template.pool_min, size)
+
+
 def _summarize(sweep: Sweep, options: SweepOptions) -> None:
     """Best and recommended size per pooled mode (sizes of different modes are not comparable); the
     sweep's own fields hold the first pooled mode's, ``options['by_mode']`` every mode's."""
@@ -371,6 +497,24 @@ def _summarize(sweep: Sweep, options: SweepOptions) -> None:
     else:
         sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
     sweep.options = {**sweep.options, "by_mode": by_mode}
+    # By size (median and spread over --repeat), the formula and the CI gates, judged on the size
+    # recommended for the first pooled mode (or its best size when nothing is recommended).
+    summaries = analysis.by_size(trials)
+    first_mode = pooled[0] if pooled else None
+    gate_trials = [t for t in trials if t.mode == first_mode] if first_mode else trials
+    gate_size = analysis.gate_size([s for s in summaries if s.mode == first_mode], sweep.recommended_size)
+    sweep.options = {
+        **sweep.options,
+        "by_size": [s.as_dict() for s in summaries],
+        "formula": sweep_formula(options),
+        "gates": {
+            "fail_under_rps": options.gates.fail_under_rps,
+            "max_failure_rate": options.gates.max_failure_rate,
+            "max_p99_ms": options.gates.max_p99_ms,
+            "size": gate_size,
+            "breaches": analysis.check_gates(gate_trials, gate_size, options.gates) if options.gates else [],
+        },
+    }
 
 
 def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
@@ -477,6 +621,7 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             application_name=app_name,
             database=str(options.target.database.get("NAME") or ""),
             user=str(options.target.database.get("USER") or ""),
+            embedded=options.target.embedded,
         ).start(wait_setup=True)
         report("info", f"{where}: starting server...")
         server.start()
@@ -491,7 +636,16 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             if spec.index == 1:
                 report("warning", f"{where}: {problem}")
         locust_pid: list[int] = []
-        cpu = ProcessCPU(lambda: {"server": [server.proc.pid] if server.proc else [], "load": list(locust_pid)})
+        mark = state_dir / MEASURE_MARK
+        sampler = db_sampler
+        cpu = ProcessCPU(
+            lambda: {
+                "server": [server.proc.pid] if server.proc else [],
+                "load": list(locust_pid),
+                "database": list(sampler.db_pids),
+            },
+            measuring=mark.exists,
+        )
         cpu.start()
         t_load = time.monotonic()
         output = run_load(
@@ -602,12 +756,20 @@ def _collect(
             "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
         }
     )
-    trial.timing = _merge_timing(pool.get("workers", {}))
+    trial.timing = stats.merge_timing(pool.get("workers", {}))
     if db_sampler is not None:
         trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
     if cpu is not None:
         trial.cpu = cpu.result()
-    trial.load_bound = bool(output.get("cpu_warning") or output.get("worker_cpu_warning"))
+        trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
+    reasons = analysis.load_bound_reasons(
+        trial.cpu or {}, output, users=options.load.users, connections=trial.max_db_connections or 0,
+        processes=options.load.processes,
+    )  # fmt: skip
+    trial.load_bound = bool(reasons)
+    trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    if output.get("measure_start") and output.get("test_start"):
+        trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
     if not output.get("warmup_done") and options.load.warmup:
         trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
 
@@ -645,5 +807,3 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
-def _merge_timing(workers: dict[str, Any]) -> dict[str, Any]:
-    return {pid: w.get("timing", {}) for pid, w in workers.items() if w.get("timing")}

@@ -14,11 +14,124 @@ import json
 import os
 import threading
 import time
+from time import perf_counter
 from typing import Any
 
 PREFIX = "/__poolbench__/"
 CONFIG_ENV = "POOLBENCH_TRIAL_FILE"
 ERROR_HEADER = "X-Poolbench-Error"
+# Written by the Locust plugin into the trial's state directory when the warm-up ends: each worker
+# then starts its timing afresh, so "where the time goes" covers the measured window like Locust's figures.
+MEASURE_MARK = "measure-start"
+TIMING_PARTS = ("acquire", "db", "app", "total")
+
+
+def bucket(ms: float) -> str:
+    """Histogram key: two significant digits (at most 5% off), so a worker keeps ~100 keys per decade."""
+    return "0" if ms <= 0 else f"{float(f'{ms:.2g}'):g}"
+
+
+class Timing:
+    """Where each request's time went inside one worker: getting a connection (pool wait), the
+    database (execute wrapper), and the rest. Sums and histograms only, never a list per request."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests = 0
+            self.acquires = 0
+            self.queries = 0
+            self.sums = {part: 0.0 for part in TIMING_PARTS}
+            self.maxes = {part: 0.0 for part in TIMING_PARTS}
+            self.hists: dict[str, dict[str, int]] = {part: {} for part in TIMING_PARTS}
+            self.since = time.time()
+
+    def begin(self) -> None:
+        local = self.local
+        local.active = True
+        local.acquire = 0.0
+        local.db = 0.0
+        local.acquires = 0
+        local.queries = 0
+        local.start = perf_counter()
+
+    def add_acquire(self, seconds: float) -> None:
+        local = self.local
+        if getattr(local, "active", False):
+            local.acquire += seconds
+            local.acquires += 1
+
+    def add_db(self, seconds: float) -> None:
+        local = self.local
+        if getattr(local, "active", False):
+            local.db += seconds
+            local.queries += 1
+
+    def end(self) -> None:
+        local = self.local
+        if not getattr(local, "active", False):
+            return
+        local.active = False
+        total = (perf_counter() - local.start) * 1000.0
+        acquire, db = local.acquire * 1000.0, local.db * 1000.0
+        values = {"acquire": acquire, "db": db, "app": max(0.0, total - acquire - db), "total": total}
+        with self.lock:
+            self.requests += 1
+            self.acquires += local.acquires
+            self.queries += local.queries
+            for part, ms in values.items():
+                self.sums[part] += ms
+                if ms > self.maxes[part]:
+                    self.maxes[part] = ms
+                hist = self.hists[part]
+                key = bucket(ms)
+                hist[key] = hist.get(key, 0) + 1
+
+    def execute_wrapper(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        t0 = perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.add_db(perf_counter() - t0)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "since": self.since,
+                "requests": self.requests,
+                "acquires": self.acquires,
+                "queries": self.queries,
+                "sums": dict(self.sums),
+                "maxes": dict(self.maxes),
+                "hists": {part: dict(h) for part, h in self.hists.items()},
+            }
+
+
+def instrument(alias: str, timing: Timing) -> None:
+    """Time connection acquisition for ``alias``: DatabaseWrapper.connect() is where Django takes a
+    connection from the pool (psycopg_pool.getconn, SQLAlchemy QueuePool) or opens a new one."""
+    from django.db import connections
+
+    cls = type(connections[alias])
+    if getattr(cls, "_poolbench_timed", False):
+        return
+    original = cls.connect
+
+    def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.alias != alias:
+            return original(self, *args, **kwargs)
+        t0 = perf_counter()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            timing.add_acquire(perf_counter() - t0)
+
+    cls.connect = connect
+    cls._poolbench_timed = True
 
 
 def _load_config() -> dict[str, Any]:
@@ -52,8 +165,9 @@ class Collector:
         self.mode = config["mode"]
         self.state_dir = config["state_dir"]
         self.pid = os.getpid()
-        self.lock = threading.Lock()
-        self.timing: dict[str, Any] = {}
+        self.timing = Timing()
+        self.mark = os.path.join(self.state_dir, MEASURE_MARK)
+        self.window = "whole run"
         self._stop = threading.Event()
         self.queuepool = QueuePoolWatch(self.alias) if self.mode == "queuepool" else None
 
@@ -76,8 +190,7 @@ class Collector:
             self.queuepool.timed_out()
 
     def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            timing = json.loads(json.dumps(self.timing))
+        timing = {**self.timing.snapshot(), "window": self.window}
         return {"pid": self.pid, "time": time.time(), "pool": self.pool_stats(), "timing": timing}
 
     def dump(self) -> dict[str, Any]:
@@ -91,9 +204,15 @@ class Collector:
 
     def start(self) -> None:
         def loop() -> None:
-            while not self._stop.wait(0.5):
+            ticks = 0
+            while not self._stop.wait(0.1):
+                ticks += 1
                 try:
-                    self.dump()
+                    if self.window != "measured" and os.path.exists(self.mark):
+                        self.timing.reset()
+                        self.window = "measured"
+                    if ticks % 5 == 0:
+                        self.dump()
                 except Exception:  # statistics must never take the worker down
                     pass
 
@@ -219,8 +338,33 @@ class PoolbenchApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
-        if path.startswith(PREFIX):
+        if path.startswith(PREFIX) and path != PREFIX + "probe":
             return self._own(path[len(PREFIX) :].strip("/"), environ, start_response)
+        timing = self.collector.timing
+        self._watch_queries()
+        timing.begin()
+        try:
+            result = self._serve(path, environ, start_response)
+        except BaseException:
+            timing.end()
+            raise
+        # The request ends when the server closes the response: that is when Django hands the
+        # connection back to the pool (request_finished).
+        return _Closing(result, timing.end)
+
+    def _watch_queries(self) -> None:
+        # Each thread has its own DatabaseWrapper: put the timer first (outermost) in its
+        # execute_wrappers once, where the site's own `with execute_wrapper()` blocks cannot pop it.
+        from django.db import connections
+
+        wrapper = connections[self.config["alias"]]
+        if not getattr(wrapper, "_poolbench_watched", False):
+            wrapper.execute_wrappers.insert(0, self.collector.timing.execute_wrapper)
+            wrapper._poolbench_watched = True
+
+    def _serve(self, path: str, environ: dict[str, Any], start_response: Any) -> Any:
+        if path.startswith(PREFIX):
+            return self._probe(environ, start_response)
         self._local.error = None
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -270,6 +414,25 @@ class PoolbenchApp:
                 signals.request_finished.send(sender=self.__class__)
 
 
+class _Closing:
+    """The response iterable, calling ``on_close`` after the application's own close()."""
+
+    def __init__(self, result: Any, on_close: Any):
+        self.result = result
+        self.on_close = on_close
+
+    def __iter__(self) -> Any:
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()
+
+
 def _header_safe(text: str) -> str:
     return " ".join(str(text).split())[:500].encode("latin-1", "replace").decode("latin-1")
 
@@ -295,6 +458,7 @@ def build_application() -> PoolbenchApp:
 
     site_app = get_internal_wsgi_application()
     collector = Collector(config)
+    instrument(config["alias"], collector.timing)
     collector.start()
     return PoolbenchApp(site_app, config, collector)
 

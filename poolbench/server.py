@@ -141,9 +141,17 @@ class TrialServer:
 
     def stats(self) -> dict[str, Any]:
         time.sleep(0.6)  # let every worker write its latest statistics
-        status, body = self.request(
-            "/__poolbench__/stats", timeout=10.0, headers={"X-Poolbench-Token": self.config["token"]}
-        )
+        for attempt in range(3):
+            # A busy worker may drop a connection right after the load stops; ask again.
+            try:
+                status, body = self.request(
+                    "/__poolbench__/stats", timeout=10.0, headers={"X-Poolbench-Token": self.config["token"]}
+                )
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                if attempt == 2:
+                    raise ServerError(f"the statistics endpoint did not answer: {exc}", self.log_tail()) from exc
+                time.sleep(0.3)
         if status != 200:
             raise ServerError(f"the statistics endpoint answered {status}: {body[:200]!r}")
         return json.loads(body)

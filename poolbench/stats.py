@@ -119,3 +119,41 @@ def sum_pool_stats(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     if n:
         total["workers"] = n
     return total
+
+
+TIMING_PARTS = ("acquire", "db", "app", "total")
+
+
+def merge_timing(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Where the time went, over every server worker: mean, p95 and max per part of a request.
+
+    Each worker sends sums and {ms bucket: count} histograms (serve.Timing); histograms are merged
+    before the p95 is taken, never averaged.
+    """
+    snaps = [w["timing"] for w in workers.values() if (w.get("timing") or {}).get("hists")]
+    if not snaps:
+        return {}
+    requests = sum(int(s.get("requests", 0)) for s in snaps)
+    out: dict[str, Any] = {
+        "requests": requests,
+        "acquires": sum(int(s.get("acquires", 0)) for s in snaps),
+        "queries": sum(int(s.get("queries", 0)) for s in snaps),
+        "workers": len(snaps),
+        "window": "measured" if all(s.get("window") == "measured" for s in snaps) else "whole run",
+    }
+    if not requests:
+        return out
+    sums = {part: sum(float(s["sums"].get(part, 0.0)) for s in snaps) for part in TIMING_PARTS}
+    for part in TIMING_PARTS:
+        hist: dict[float, int] = {}
+        for s in snaps:
+            for key, count in (s["hists"].get(part) or {}).items():
+                hist[float(key)] = hist.get(float(key), 0) + int(count)
+        out[part] = {
+            "mean_ms": round(sums[part] / requests, 3),
+            "p95_ms": percentile(hist, 0.95),
+            "max_ms": round(max(float(s["maxes"].get(part, 0.0)) for s in snaps), 3),
+        }
+    if sums["total"] > 0:
+        out["share"] = {part: round(sums[part] / sums["total"], 3) for part in ("acquire", "db", "app")}
+    return out

@@ -15,6 +15,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from poolbench import backends, children, export
+from poolbench.analysis import Gates
+from poolbench.backends import POOLED_MODES
 from poolbench.conf import get_config
 from poolbench.load import DEFAULT_LOCUSTFILE, LoadSettings
 from poolbench.plan import (
@@ -28,7 +30,7 @@ from poolbench.plan import (
     parse_paths,
     parse_sizes,
 )
-from poolbench.report import endpoints_table, shows_pages, sweep_summary, trials_table
+from poolbench.report import full_report, trials_table
 from poolbench.runner import SweepError, SweepOptions, run_sweep
 from poolbench.site import SiteError, find_login_user, trial_overrides
 from poolbench.targets import TargetError, redact, resolve
@@ -41,7 +43,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--sizes", help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']).")
+        parser.add_argument(
+            "--sizes",
+            help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']), or 'auto' to search "
+            "from the formula's size for the smallest size on the plateau.",
+        )
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
         parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
         parser.add_argument(
@@ -84,6 +90,17 @@ class Command(BaseCommand):
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
         parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
+        parser.add_argument("--locust-processes", default="1", help="Locust processes generating the load.")
+        parser.add_argument(
+            "--tolerance", default="5", help="Percent of the best throughput a recommended size may lose (default 5)."
+        )
+        parser.add_argument("--db-cores", help="CPU cores of the database host, for the formula (default: found out).")
+        parser.add_argument(
+            "--spindles", default="0", help="Effective spindles for the formula (default 0: a cached data set)."
+        )
+        parser.add_argument("--fail-under-rps", help="Exit non-zero if the recommended size did fewer req/s.")
+        parser.add_argument("--max-failure-rate", help="Exit non-zero if more than this percent of requests failed.")
+        parser.add_argument("--max-p99-ms", help="Exit non-zero if the recommended size's p99 was above this.")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         outputs = _output_files(opts)
@@ -120,18 +137,18 @@ class Command(BaseCommand):
         trials = list(sweep.trials.all())
         self.stdout.write("")
         self.stdout.write(f"Sweep #{sweep.pk} on {options.target.description}")
-        self.stdout.write(trials_table(trials))
-        if shows_pages(trials):
-            self.stdout.write("")
-            self.stdout.write("Per path (answers other than 2xx/3xx are failures):")
-            self.stdout.write(endpoints_table(trials))
-        for line in sweep_summary(sweep):
+        for line in full_report(sweep, trials):
             self.stdout.write(line)
         for fmt, path in outputs.items():
             export.write(path, export.render(export.load_trials_of([sweep]), fmt))
             self.stdout.write(f"Wrote the {fmt.upper()} report of sweep #{sweep.pk} to {path}")
         if sweep.status == sweep.Status.FAILED:
             raise CommandError(f"Every trial of sweep #{sweep.pk} failed; see the errors above.")
+        gates = sweep.options.get("gates", {})
+        if gates.get("breaches"):
+            raise CommandError(
+                f"Gate failed for sweep #{sweep.pk} at pool size {gates.get('size')}: " + "; ".join(gates["breaches"])
+            )
 
     def _print_partial(self, sweep: Any, options: SweepOptions, outputs: dict[str, Path]) -> None:
         """What a sweep that stopped early had measured (table, --report/--json), so that a Ctrl-C
@@ -169,8 +186,12 @@ class Command(BaseCommand):
     def build_options(self, opts: dict[str, Any]) -> SweepOptions:
         """Validate every argument; nothing is started and nothing written here."""
         config = get_config()
+        auto = str(opts["sizes"]).strip().lower() == "auto"
         try:
-            sizes = parse_sizes(opts["sizes"]) if opts["sizes"] is not None else list(config["SIZES"])
+            if auto:
+                sizes = [1]  # a placeholder: the search picks the sizes (runner.search)
+            else:
+                sizes = parse_sizes(opts["sizes"]) if opts["sizes"] is not None else list(config["SIZES"])
             workers = _ints(opts["workers"], config["WORKERS"], "--workers", MAX_WORKERS, "worker count")
             threads = _ints(opts["threads"], config["THREADS"], "--threads", MAX_THREADS, "thread count")
             users = _one_int(opts["users"], config["USERS"], "--users", 100_000)
@@ -187,6 +208,21 @@ class Command(BaseCommand):
             repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
             paths = parse_paths(opts.get("paths"))
             bind = _check_bind(opts["bind"] or config["BIND"])
+            processes = _one_int(opts["locust_processes"], 1, "--locust-processes", 64)
+            tolerance = _number(opts["tolerance"], 5, "--tolerance", allow_zero=True)
+            if tolerance >= 100:
+                raise PlanError(f"--tolerance {opts['tolerance']!r} must be below 100 (percent of the best throughput)")
+            db_cores = _one_int(opts["db_cores"], None, "--db-cores", 10_000)
+            spindles = _one_int(opts["spindles"], 0, "--spindles", 10_000, allow_zero=True)
+            gates = Gates(
+                fail_under_rps=_gate(opts["fail_under_rps"], "--fail-under-rps", "req/s, e.g. --fail-under-rps 500"),
+                max_failure_rate=_gate(opts["max_failure_rate"], "--max-failure-rate", "percent, e.g. 0.5", zero=True),
+                max_p99_ms=_gate(opts["max_p99_ms"], "--max-p99-ms", "milliseconds, e.g. --max-p99-ms 250"),
+            )
+            if gates.max_failure_rate is not None and gates.max_failure_rate > 100:
+                raise PlanError(
+                    f"--max-failure-rate {opts['max_failure_rate']!r} is a percent of requests; give 0 to 100"
+                )
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
@@ -198,6 +234,12 @@ class Command(BaseCommand):
             modes = parse_modes(opts["mode"] or backends.default_mode(target.vendor), target.vendor)
             if delay and target.vendor not in ("postgresql", "mysql"):
                 raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
+            if auto and (len(modes) > 1 or len(workers) > 1 or len(threads) > 1):
+                raise PlanError(
+                    "--sizes auto searches one configuration; give a single --mode, --workers and --threads"
+                )
+            if auto and modes[0] not in POOLED_MODES:
+                raise PlanError(f"--sizes auto needs a pooled --mode (pool or queuepool), not {modes[0]}")
             plan = build_plan(
                 sizes=sizes, modes=modes, workers=workers, threads=threads, repeat=repeat, pool_min=pool_min,
                 max_overflow=overflow, pool_timeout=pool_timeout, conn_max_age=conn_max_age,
@@ -214,8 +256,9 @@ class Command(BaseCommand):
             except SiteError as exc:
                 raise CommandError(str(exc)) from exc
         load = LoadSettings(
-            users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile, paths=paths
-        )
+            users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile,
+            paths=paths, processes=processes,
+        )  # fmt: skip
         return SweepOptions(
             plan=plan,
             target=target,
@@ -231,6 +274,11 @@ class Command(BaseCommand):
             settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", ""),
             login_user=login_user,
             overrides=trial_overrides(),
+            tolerance=tolerance / 100.0,
+            db_cores=db_cores,
+            spindles=spindles,
+            auto=auto,
+            gates=gates,
         )
 
 
@@ -287,6 +335,18 @@ def _one_int(value: Any, default: Any, option: str, maximum: int, *, allow_zero:
         raise PlanError(f"{option} {value!r} must be {'0 or more' if allow_zero else '1 or more'}")
     if number > maximum:
         raise PlanError(f"{option} {value!r} is larger than {maximum}")
+    return number
+
+
+def _gate(value: Any, option: str, unit: str, *, zero: bool = False) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise PlanError(f"{option} {value!r} is not a number; give {unit}") from None
+    if number != number or number in (float("inf"), float("-inf")) or number < 0 or (number == 0 and not zero):
+        raise PlanError(f"{option} {value!r} must be a {'non-negative' if zero else 'positive'} number; give {unit}")
     return number
 
 
