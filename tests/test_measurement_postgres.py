@@ -61,12 +61,11 @@ def test_little_law_bounds_throughput_and_gates_fail(capsys, no_stray_children):
         assert t.status == Trial.Status.OK and t.failures == 0
         nominal = size / 0.020
         assert t.rps <= nominal * 1.02, f"pool {size}: {t.rps} req/s is above Little's bound {nominal}"
-        # The hold time is the 20 ms asked for, or longer when the database itself is slowed (a busy
-        # shared machine stretches pg_sleep(0.02)); the server measures it with its execute wrapper.
-        hold_s = max(0.020, t.timing["db"]["mean_ms"] / 1000)
-        bound = size / hold_s
-        assert t.rps >= 0.8 * bound, (
-            f"pool {size}: {t.rps} req/s is below 80% of Little's bound {bound:.0f} req/s (size / {hold_s * 1000:.1f} ms)"
+        # The bar: at least 80% of size / 20 ms. (On a machine so busy that pg_sleep(0.02) itself
+        # stretches, the figures above show the bound with the hold time the server measured.)
+        assert t.rps >= 0.8 * nominal, (
+            f"pool {size}: {t.rps} req/s is below 80% of Little's bound {nominal:.0f} req/s (size / 20 ms); "
+            f"the query took {t.timing['db']['mean_ms']:.1f} ms in the database"
         )
         # Inside the server: every request spent the 20 ms in the database, and the pool is the queue.
         assert t.timing["window"] == "measured"
