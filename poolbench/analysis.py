@@ -155,7 +155,8 @@ def recommend(summaries: Sequence[SizeSummary], tolerance: float = 0.05) -> tupl
         )
     return None, (
         f"No size met the bar: every size within {tolerance:.0%} of the best ({best.rps:.0f} req/s at size "
-        f"{best.size}) had failures or a worse p99. Look at the errors and raise --pool-timeout or the sizes."
+        f"{best.size}) had failures or a worse p99. Look at the errors: pool timeouts (PoolTimeout, QueuePool limit) call for "
+        "larger sizes or a longer --pool-timeout; any other error comes from the app itself."
     )
 
 
