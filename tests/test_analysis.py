@@ -223,3 +223,14 @@ def test_bad_input_is_refused_before_anything_runs(args, message):
     assert str(info.value) == message
     assert not Sweep.objects.exists() and not Trial.objects.exists()
     assert descendants() <= before
+
+
+def test_no_size_meets_the_bar_when_all_fail():
+    from poolbench.analysis import SizeSummary, recommend
+
+    size, reason = recommend(
+        [SizeSummary(size=2, rps=100, p99_ms=50, failures=3, trials=1), SizeSummary(4, 104, 40, 7, 1)]
+    )
+    assert size is None
+    assert reason.startswith("No size met the bar: every size within 5% of the best (104 req/s at size 4)")
+    assert reason.endswith("any other error comes from the app itself.")
