@@ -96,6 +96,8 @@ def locust_command(
     ]  # fmt: skip
     if go is not None:
         args += ["--poolbench-go", str(go)]
+        # In the trial's state directory (Locust starts in it): tells the server the window has begun.
+        args += ["--poolbench-mark", str(go.parent / MEASURE_MARK)]
     if settings.expect_workers:
         args += [
             "--master",
@@ -176,10 +178,9 @@ def run_load(
     try:
         if ready is not None:
             ready()
-        # The go-ahead carries what was not known when Locust started: the server's URL, and where to
-        # tell the server's workers that the window has begun (serve.MEASURE_MARK).
+        # The go-ahead carries what was not known when Locust started: the server's URL.
         tmp = load.go.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": host, "mark": str(state_dir / MEASURE_MARK)}), encoding="utf-8")
+        tmp.write_text(json.dumps({"host": host}), encoding="utf-8")
         os.replace(tmp, load.go)
         start = time.monotonic()
         last_tick = start

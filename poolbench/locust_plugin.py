@@ -54,8 +54,6 @@ def _init(environment, **kwargs):
             if host:  # Locust may have been started before the trial server's port was known
                 environment.host = host
                 environment.parsed_options.host = host
-            if go_ahead.get("mark"):
-                environment.parsed_options.poolbench_mark = go_ahead["mark"]
     if isinstance(runner, WorkerRunner):
         runner.register_message("poolbench_reset", _worker_reset)
         environment.events.report_to_master.add_listener(_mark_report)

@@ -644,7 +644,12 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     config = trial_config(spec, options, token, app_name)
     trial.pool_stats = {"settings": trial_settings(config["database"])}
     where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
-    state_dir = Path(tempfile.mkdtemp(prefix=f"poolbench-trial{spec.index}-"))
+    # A Locust started ahead for this trial (see below) already has the trial's state directory.
+    started, options.pending_load = options.pending_load, None
+    if started is not None:
+        state_dir = started.directory
+    else:
+        state_dir = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
     server = TrialServer(
         config=config,
         workers=spec.workers,
@@ -656,7 +661,6 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     )
     db_sampler = cpu = None
     go: list[float] = []
-    cleanup: list[Path] = [state_dir]
     measured_all = False
     t0 = time.monotonic()
     try:
@@ -703,9 +707,6 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             cpu.start()
             go.append(time.time())
 
-        started, options.pending_load = options.pending_load, None
-        if started is not None:
-            cleanup.append(started.directory)
         t_load = time.monotonic()
         output = run_load(
             options.load,
@@ -736,7 +737,7 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
                     sampler.stop()
             if spec.index < total:
                 # The next trial's Locust imports while this one is wrapped up (nothing is measured now).
-                ahead = Path(tempfile.mkdtemp(prefix="poolbench-load-"))
+                ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
                 options.pending_load = start_load(options.load, ahead)
             t_stats = time.monotonic()
             _collect(trial, output, server, db_sampler, cpu, options)
@@ -777,8 +778,7 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             trial.overhead["trial_total_s"] = round(time.monotonic() - t0, 3)
             trial.finished_at = timezone.now()
             save_anyway(trial)
-            for directory in cleanup:
-                shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
     if trial.status == Trial.Status.OK:
         peak = trial.db_stats.get("peak_connections")
         mean = trial.db_stats.get("mean_connections")
