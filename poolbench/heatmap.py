@@ -25,6 +25,9 @@ def grid_svg(trials: Iterable[Trial], *, title: str = "req/s by server concurren
     """Render the sweep's grid (rows workers x threads, columns pool configuration) as an SVG string."""
     grid = build_grid(trials)
     best = grid.best.rps if grid.best and grid.best.rps else 0.0
+    # Shaded from the slowest to the fastest cell, so that differences of a few percent still show.
+    worst = min((c.rps for c in grid.cells.values() if c.trials), default=0.0)
+    span = best - worst
     width = LEFT + CELL_W * max(1, len(grid.columns)) + 10
     height = TOP + CELL_H * max(1, len(grid.rows)) + 10
     parts = [
@@ -47,7 +50,8 @@ def grid_svg(trials: Iterable[Trial], *, title: str = "req/s by server concurren
             cell = grid.cells.get((row, col))
             if cell is None:
                 continue
-            fraction = cell.rps / best if best else 0.0
+            fraction = (cell.rps - worst) / span if span > 0 else (1.0 if cell.trials else 0.0)
+            fraction = 0.15 + 0.85 * fraction if cell.trials else 0.0
             fill = _color(fraction) if cell.trials else "#eeeeee"
             text_fill = "#ffffff" if fraction > 0.6 else "#111111"
             tip = f"{row[0]} workers x {row[1]} threads, {col}: {cell.rps:,.1f} req/s"
