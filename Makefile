@@ -13,5 +13,8 @@ sweep: setup
 test: setup
 	$(PY) -m pytest
 
+bench: setup
+	$(PY) benchmarks/overhead.py && $(PY) benchmarks/fidelity.py && $(PY) benchmarks/concurrency.py
+
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

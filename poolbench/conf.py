@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -12,11 +13,14 @@ from django.dispatch import receiver
 DEFAULTS: dict[str, Any] = {
     # Pool sizes swept when --sizes is not given.
     "SIZES": [5, 10, 16, 200],
-    # gunicorn gthread server for each trial. Chosen from measurements on a 2-core machine
-    # (benchmarks/README.md): enough threads that the pool, not the server, is what limits.
-    "WORKERS": 2,
+    # gunicorn gthread server for each trial, chosen from measurements on a 2-core machine where the
+    # server, Locust and the database share the cores (benchmarks/README.md). None = half the cores, at
+    # least 1: on 2 cores one worker served as much under poolbench's load as two, and left Locust the
+    # CPU it needs to keep up (two workers: Locust measured 0.7 of what wrk did). 32 threads: more than
+    # the pool sizes worth comparing, so that the pool, not the threads, is what limits.
+    "WORKERS": None,
     "THREADS": 32,
-    # Locust load: closed loop, users with no think time.
+    # Locust load: closed loop, users with no think time; twice the threads keeps every thread busy.
     "USERS": 64,
     "SPAWN_RATE": 0,  # 0 = all users at once
     "DURATION": 10.0,  # seconds measured per trial
@@ -25,7 +29,13 @@ DEFAULTS: dict[str, Any] = {
     "POOL_TIMEOUT": 10.0,  # seconds a request may wait for a pooled connection
     "BIND": "127.0.0.1",  # the trial server listens here only
     "SERVER_START_TIMEOUT": 30.0,
+    # Fork each trial's gunicorn from a process that imported gunicorn and Django once
+    # (poolbench/forkserver.py) instead of starting a new interpreter per trial: saves 1-4 s per trial on
+    # a busy 2-core machine. False = `python -m gunicorn` per trial.
+    "FORK_SERVER": True,
     "LOCUSTFILE": None,  # None = poolbench's own probe scenario
+    "LOCUST_PROCESSES": 1,  # Locust --processes: load generator processes on this machine
+    "WORKERS_TIMEOUT": 60.0,  # seconds a Locust master waits for --expect-workers before giving up
     # Create poolbench's tables on the target when missing (the demo project turns this on).
     "MIGRATE": False,
     # Benchmark an embedded PostgreSQL (pgserver) instead of the alias's own database.
@@ -34,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     # Connections kept free for admin tools when checking a configuration against max_connections.
     "RESERVE_CONNECTIONS": 5,
 }
+
+
+def default_workers() -> int:
+    """WORKERS=None: half the cores, at least one (the rest is for the load generator and the database)."""
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 @cache

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +29,13 @@ class LoadError(RuntimeError):
         self.log = log
 
 
+class WorkersMissing(LoadError):
+    """The Locust master gave up waiting for its workers: no trial can run until they are started."""
+
+
+DEFAULT_MASTER_PORT = 5557  # Locust's own default
+
+
 @dataclass
 class LoadSettings:
     users: int
@@ -36,6 +46,15 @@ class LoadSettings:
     paths: list[tuple[str, int]] = field(default_factory=list)
     cookie: str = ""
     processes: int = 1
+    # Master/worker mode: the Locust master (our child) waits for this many workers started elsewhere.
+    expect_workers: int = 0
+    master_bind: str = "*"
+    master_port: int = DEFAULT_MASTER_PORT
+    workers_timeout: float = 60.0
+
+    @property
+    def distributed(self) -> bool:
+        return self.processes > 1 or self.expect_workers > 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,13 +65,19 @@ class LoadSettings:
             "locustfile": str(self.locustfile),
             "paths": [list(p) for p in self.paths],
             "processes": self.processes,
+            "expect_workers": self.expect_workers,
+            "master_bind": f"{self.master_bind}:{self.master_port}" if self.expect_workers else "",
         }
 
 
-def locust_command(settings: LoadSettings, host: str, out: Path, csv_prefix: Path) -> list[str]:
+def locust_command(
+    settings: LoadSettings, host: str, out: Path, csv_prefix: Path, go: Path | None = None
+) -> list[str]:
+    # csv_prefix is kept for callers but unused: Locust's CSV files were never read, and writing them
+    # cost the load generator CPU every second.
     spawn_rate = settings.spawn_rate or settings.users  # 0 = everyone at once
-    # The plugin ends the run `duration` after the warm-up; this limit only catches a stuck plugin.
-    run_time = max(1, int(settings.warmup + settings.duration + 30))
+    # The plugin ends the window after --poolbench-duration; --run-time is only the safety net.
+    run_time = math.ceil(settings.warmup + settings.duration) + 30
     args = [
         sys.executable, "-m", "locust",
         "-f", f"{PLUGIN},{settings.locustfile}",
@@ -64,16 +89,68 @@ def locust_command(settings: LoadSettings, host: str, out: Path, csv_prefix: Pat
         "--stop-timeout", "0",
         "--exit-code-on-error", "0",
         "--only-summary",
-        "--csv", str(csv_prefix),
-        "--poolbench-warmup", str(settings.warmup),
+        "--poolbench-warmup", f"{settings.warmup:g}",
+        "--poolbench-duration", f"{settings.duration:g}",
         "--poolbench-out", str(out),
-        "--poolbench-mark", str(out.parent / MEASURE_MARK),
-        "--poolbench-duration", str(settings.duration),
         "--loglevel", "WARNING",
     ]  # fmt: skip
-    if settings.processes > 1:
+    if go is not None:
+        args += ["--poolbench-go", str(go)]
+        # In the trial's state directory (Locust starts in it): tells the server the window has begun.
+        args += ["--poolbench-mark", str(go.parent / MEASURE_MARK)]
+    if settings.expect_workers:
+        args += [
+            "--master",
+            "--expect-workers", str(settings.expect_workers),
+            "--expect-workers-max-wait", f"{settings.workers_timeout:g}",
+            "--master-bind-host", settings.master_bind,
+            "--master-bind-port", str(settings.master_port),
+        ]  # fmt: skip
+    elif settings.processes > 1:
         args += ["--processes", str(settings.processes)]
     return args
+
+
+def worker_command(settings: LoadSettings, master_host: str = "") -> str:
+    """The command to run on each load machine in master/worker mode (it serves one trial, then exits)."""
+    host = master_host or (settings.master_bind if settings.master_bind not in ("*", "0.0.0.0", "::") else "")
+    env = ""
+    if settings.paths:
+        env = f"POOLBENCH_PATHS={shlex.quote(json.dumps([list(p) for p in settings.paths]))} "
+    return (
+        f"{env}locust -f {shlex.quote(str(PLUGIN))},{shlex.quote(str(settings.locustfile))} --worker "
+        f"--master-host {host or '<address of this machine>'} --master-port {settings.master_port}"
+    )
+
+
+@dataclass
+class StartedLoad:
+    """A Locust process started ahead of its trial: it imports, then waits for the go-file (with the host)."""
+
+    proc: subprocess.Popen[Any]
+    directory: Path
+    out: Path
+    log_path: Path
+    go: Path
+
+
+def start_load(settings: LoadSettings, directory: Path) -> StartedLoad:
+    """Start Locust now; it begins the load when ``go`` is written (see run_load)."""
+    out, log_path, go = directory / "locust.json", directory / "locust.log", directory / "locust.go"
+    # Locust never needs the database: leave out any variable that carries one of its passwords
+    # (DATABASE_URL=postgres://user:secret@..., say), so a scenario or its logs cannot show it.
+    passwords = known_passwords()
+    env = {k: v for k, v in os.environ.items() if not any(p in v for p in passwords)}
+    env["POOLBENCH_PATHS"] = json.dumps([list(p) for p in settings.paths]) if settings.paths else ""
+    env["POOLBENCH_COOKIE"] = settings.cookie
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    # The real host is in the go-file; Locust wants one on the command line, so a placeholder here.
+    with open(log_path, "ab") as log:
+        proc = children.spawn(
+            locust_command(settings, "http://127.0.0.1", out, directory / "locust", go=go),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(directory),
+        )  # fmt: skip
+    return StartedLoad(proc=proc, directory=directory, out=out, log_path=log_path, go=go)
 
 
 def run_load(
@@ -84,44 +161,45 @@ def run_load(
     on_tick: Callable[[float, float], None] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_measuring: Callable[[], None] | None = None,
+    ready: Callable[[], None] | None = None,
+    started: StartedLoad | None = None,
     tick: float = 5.0,
 ) -> dict[str, Any]:
-    """Run one Locust load against ``host``; return the plugin's output (see locust_plugin.py)."""
-    out = state_dir / "locust.json"
-    log_path = state_dir / "locust.log"
-    # Locust never needs the database: leave out any variable that carries one of its passwords
-    # (DATABASE_URL=postgres://user:secret@..., say), so a scenario or its logs cannot show it.
-    passwords = known_passwords()
-    env = {k: v for k, v in os.environ.items() if not any(p in v for p in passwords)}
-    env["POOLBENCH_PATHS"] = json.dumps([list(p) for p in settings.paths]) if settings.paths else ""
-    env["POOLBENCH_COOKIE"] = settings.cookie
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    """Run one Locust load against ``host``; return the plugin's output (see locust_plugin.py).
+
+    Locust is started first (or was, ``started``: importing it takes a second) and waits; ``ready()``
+    runs meanwhile (it starts the trial server and returns once it answers), then the load begins.
+    """
+    load = started or start_load(settings, state_dir)
+    proc, out, log_path = load.proc, load.out, load.log_path
     planned = settings.warmup + settings.duration
-    with open(log_path, "ab") as log:
-        proc = children.spawn(
-            locust_command(settings, host, out, state_dir / "locust"),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(state_dir),
-        )  # fmt: skip
     if on_start:
         on_start(proc.pid)
     try:
+        if ready is not None:
+            ready()
+        # The go-ahead carries what was not known when Locust started: the server's URL.
+        tmp = load.go.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"host": host}), encoding="utf-8")
+        os.replace(tmp, load.go)
         start = time.monotonic()
         last_tick = start
-        deadline = start + planned + 60
+        allowed = planned + 60 + (settings.workers_timeout if settings.expect_workers else 0)
+        deadline = start + allowed
         marker = Path(f"{out}.measuring")
         while proc.poll() is None:
+            if out.exists():
+                break  # the results are written: what is left is Locust's own teardown, not worth waiting for
             now = time.monotonic()
             if on_measuring and marker.exists():
                 on_measuring()
                 on_measuring = None
             if now > deadline:
-                raise LoadError(
-                    f"Locust did not finish within {planned + 60:.0f}s", children.tail(log_path)
-                )
+                raise LoadError(f"Locust did not finish within {allowed:.0f}s", children.tail(log_path))
             if on_tick and now - last_tick >= tick:
                 last_tick = now
                 on_tick(now - start, planned)
-            time.sleep(0.1)
+            time.sleep(0.02)
     except KeyboardInterrupt as exc:
         # SIGTERM makes Locust run its shutdown, which fires `quitting`: the plugin then writes
         # what was measured so far, and the interrupted trial keeps it.
@@ -130,7 +208,19 @@ def run_load(
             exc.partial = read_output(out)  # type: ignore[attr-defined]
         raise
     finally:
-        children.stop(proc, grace=5.0)
+        if out.exists():
+            # The results are written (and a master has told its workers to quit): nothing left to wait for.
+            children.stop(proc, grace=0.0, sig=signal.SIGKILL)
+        else:
+            children.stop(proc, grace=1.0)
+    if settings.expect_workers and "Gave up waiting for workers" in children.tail(log_path, 200):
+        raise WorkersMissing(
+            f"the Locust master waited {settings.workers_timeout:g}s but fewer than "
+            f"{settings.expect_workers} worker(s) connected on port {settings.master_port}; "
+            "start them on the load machines with: "
+            f"{worker_command(settings)}",
+            children.tail(log_path),
+        )
     output = read_output(out)
     if output is None:
         raise LoadError(

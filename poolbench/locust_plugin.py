@@ -1,7 +1,15 @@
 """Loaded by Locust beside the scenario (``-f locust_plugin.py,scenario.py``): it excludes the warm-up
 from the statistics and writes the measured window's full statistics to a JSON file.
 
-Runs inside the Locust child only; it is never imported by the Django process.
+Runs inside the Locust child only (and inside Locust workers, local or remote); it is never imported by
+the Django process.
+
+Distributed runs (``--processes N`` or ``--master`` with workers elsewhere): a worker sends its
+statistics to the master as deltas every 3 s, so resetting the master's statistics at the end of the
+warm-up would still let up to 3 s of warm-up requests in (reports already sent or not yet sent). Instead
+the master tells every worker to reset (message ``poolbench_reset``); from then on each worker marks its
+reports as belonging to the window, and the master adds only marked reports into its own window
+statistics. The boundary is thus drawn on each worker, in the same greenlet-atomic step that resets it.
 """
 
 import json
@@ -12,66 +20,136 @@ import time
 import gevent
 import locust.runners
 from locust import events
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import RequestStats, StatsEntry, StatsError
 
 _state = {}
 
-# With --processes, workers send their statistics every WORKER_REPORT_INTERVAL (3 s by default): the
-# warm-up reset can only be as sharp as that, so report more often.
+# Workers report every WORKER_REPORT_INTERVAL (3 s by default). The window's boundary does not depend on
+# it (see poolbench_reset above), but fresher reports shorten what the master waits for at the end.
 locust.runners.WORKER_REPORT_INTERVAL = 0.5
+# The master's statistics of the measured window, built from the workers' marked reports only.
+_window = RequestStats(use_response_times_cache=False)
+
+
+@events.init.add_listener
+def _init(environment, **kwargs):
+    runner = environment.runner
+    go = getattr(environment.parsed_options, "poolbench_go", "")
+    if go and not isinstance(runner, WorkerRunner):
+        # poolbench starts Locust ahead (while the trial server boots, or while the previous trial ends),
+        # so that importing Locust costs no time; the load starts the moment poolbench writes this file
+        # with the trial server's URL (the server answers by then).
+        deadline = time.time() + 600
+        while not os.path.exists(go) and time.time() < deadline:
+            time.sleep(0.01)
+        if os.path.exists(go):
+            with open(go, encoding="utf-8") as fh:
+                text = fh.read().strip()
+            try:
+                go_ahead = json.loads(text) if text.startswith("{") else {"host": text}
+            except ValueError:
+                go_ahead = {}
+            host = go_ahead.get("host")
+            if host:  # Locust may have been started before the trial server's port was known
+                environment.host = host
+                environment.parsed_options.host = host
+    if isinstance(runner, WorkerRunner):
+        runner.register_message("poolbench_reset", _worker_reset)
+        environment.events.report_to_master.add_listener(_mark_report)
+    elif isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(_add_window_report)
+
+
+def _worker_reset(environment, msg, **kwargs):
+    # Whatever this worker measured and has not reported yet is warm-up: drop it. No greenlet switch
+    # happens between this and the flag, so a report is either all warm-up or all window.
+    environment.runner.stats.reset_all()
+    _state["window"] = True
+
+
+def _mark_report(client_id, data, **kwargs):
+    data["poolbench_window"] = bool(_state.get("window"))
+
+
+def _add_window_report(client_id, data, **kwargs):
+    if not data.get("poolbench_window"):
+        return
+    for entry_data in data.get("stats", []):
+        entry = StatsEntry.unserialize(entry_data, _window)
+        key = (entry.name, entry.method)
+        if key not in _window.entries:
+            _window.entries[key] = StatsEntry(_window, entry.name, entry.method)
+        _window.entries[key].extend(entry)
+    if data.get("stats_total"):
+        _window.total.extend(StatsEntry.unserialize(data["stats_total"], _window))
+    for key, error in (data.get("errors") or {}).items():
+        if key in _window.errors:
+            _window.errors[key].occurrences += error["occurrences"]
+        else:
+            _window.errors[key] = StatsError.unserialize(error)
 
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser):
     parser.add_argument("--poolbench-warmup", type=float, default=0.0, include_in_web_ui=False)
     parser.add_argument("--poolbench-out", type=str, default="", include_in_web_ui=False)
-    parser.add_argument("--poolbench-mark", type=str, default="", include_in_web_ui=False)
     parser.add_argument("--poolbench-duration", type=float, default=0.0, include_in_web_ui=False)
-
-
-def _measure_from_now(environment):
-    _state["measure_start"] = time.time()
-    out = environment.parsed_options.poolbench_out
-    if out:  # tells poolbench the measured window has begun
-        with open(f"{out}.measuring", "w", encoding="utf-8") as fh:
-            fh.write(str(_state["measure_start"]))
-    duration = environment.parsed_options.poolbench_duration
-    if duration > 0:
-        # The window ends `duration` after it began, however late the warm-up ended on a busy
-        # machine; --run-time is only the safety net.
-        gevent.spawn_later(duration, environment.runner.quit)
-    mark = environment.parsed_options.poolbench_mark
-    if mark:
-        # Tells the trial server's workers to start their own timing afresh (serve.MEASURE_MARK).
-        with open(mark, "w", encoding="utf-8") as fh:
-            fh.write(str(_state["measure_start"]))
+    parser.add_argument("--poolbench-go", type=str, default="", include_in_web_ui=False)
+    parser.add_argument("--poolbench-mark", type=str, default="", include_in_web_ui=False)
 
 
 @events.test_start.add_listener
 def _start(environment, **kwargs):
-    warmup = environment.parsed_options.poolbench_warmup
     if isinstance(environment.runner, WorkerRunner):
-        # A worker drops what it has not reported yet when the master's warm-up ends too.
-        if warmup > 0:
-            gevent.spawn_later(warmup, environment.runner.stats.reset_all)
         return
     _state["test_start"] = time.time()
+    warmup = environment.parsed_options.poolbench_warmup
+    duration = environment.parsed_options.poolbench_duration
+    out = environment.parsed_options.poolbench_out
+
+    def measuring():
+        _state["measure_start"] = time.time()
+        if out:  # tells poolbench the measured window has begun
+            with open(f"{out}.measuring", "w", encoding="utf-8") as fh:
+                fh.write(str(_state["measure_start"]))
+        mark = environment.parsed_options.poolbench_mark
+        if mark:
+            # Tells the trial server's workers to start their own timing afresh (serve.MEASURE_MARK).
+            with open(mark, "w", encoding="utf-8") as fh:
+                fh.write(str(_state["measure_start"]))
+
+    distributed = isinstance(environment.runner, MasterRunner)
 
     def reset():
-        gevent.sleep(warmup)
-        environment.runner.stats.reset_all()
-        _measure_from_now(environment)
+        if warmup > 0:
+            gevent.sleep(warmup)
+        if distributed:
+            _window.reset_all()
+            environment.runner.send_message("poolbench_reset")
+        else:
+            environment.runner.stats.reset_all()
+        measuring()
+        if duration > 0:
+            # End the window ourselves: Locust's --run-time counts from before the users start and only
+            # in whole seconds, which cut the window short on a busy machine. It stays as a safety net.
+            gevent.sleep(duration)
+            _state["measure_end"] = time.time()
+            if not distributed:
+                # Final now: write before Locust's own teardown (stopping users, summary), which poolbench
+                # does not wait for. A master still has the workers' last reports to receive.
+                _write(environment)
+            environment.runner.quit()
 
-    if warmup > 0:
-        gevent.spawn(reset)
-    else:
-        _measure_from_now(environment)
+    gevent.spawn(reset)
 
 
 @events.test_stop.add_listener
 def _stop(environment, **kwargs):
     if not isinstance(environment.runner, WorkerRunner):
         _state.setdefault("measure_end", time.time())
+        # Counted now: by the time the results are written the workers have been told to quit.
+        _state["workers"] = len(getattr(environment.runner, "clients", {}) or {})
 
 
 _WRAPPED = re.compile(r"^(\w+)\((['\"])(.*)\2\)$", re.S)
@@ -110,9 +188,11 @@ def _entry(e):
 def _write(environment, **kwargs):
     runner = environment.runner
     path = environment.parsed_options.poolbench_out
-    if isinstance(runner, WorkerRunner) or not path:
+    if isinstance(runner, WorkerRunner) or not path or _state.get("written"):
         return
-    stats = runner.stats
+    _state["written"] = True
+    distributed = isinstance(runner, MasterRunner)
+    stats = _window if distributed else runner.stats
     out = {
         "test_start": _state.get("test_start"),
         "measure_start": _state.get("measure_start"),
@@ -121,7 +201,10 @@ def _write(environment, **kwargs):
         "user_count": runner.user_count,
         "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
         "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
-        "workers": len(getattr(runner, "clients", {}) or {}),
+        "workers": _state.get("workers", len(getattr(runner, "clients", {}) or {})),
+        "distributed": distributed,
+        # The master's own totals (warm-up included): a cross-check of the window, not a result.
+        "all_requests": runner.stats.total.num_requests,
         "total": _entry(stats.total),
         "entries": [_entry(e) for e in stats.entries.values()],
         "errors": [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tabulate import tabulate
@@ -245,6 +246,9 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
         for t in bound:
             for reason in (t.cpu or {}).get("load_bound", []):
                 lines.append(f"  trial {t.index}: {reason}")
+    if len({(t.workers, t.threads) for t in trials}) > 1:
+        lines += ["", "Server concurrency grid: req/s (max DB connections = workers x (pool + overflow))"]
+        lines.append(grid_table(trials))
     summaries = analysis.by_size(trials)
     if summaries:
         lines += [
@@ -258,3 +262,71 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
     lines.append("")
     lines += sweep_summary(sweep)
     return lines
+
+
+# --- Server concurrency grid: (workers x threads) rows, pool configuration columns -------------------
+
+
+@dataclass
+class GridCell:
+    rps: float  # mean over the configuration's successful trials (repeats)
+    max_connections: int | None  # workers x (pool + overflow)
+    trials: int
+    failures: int
+
+
+@dataclass
+class Grid:
+    rows: list[tuple[int, int]]  # (workers, threads)
+    columns: list[str]  # trial labels: "pool 4", "queuepool 4+2", ...
+    cells: dict[tuple[tuple[int, int], str], GridCell]
+
+    @property
+    def best(self) -> GridCell | None:
+        return max(self.cells.values(), key=lambda c: c.rps, default=None)
+
+
+def _column_key(t: Trial) -> tuple[str, int]:
+    return (t.mode, t.pool_size or 0)
+
+
+def build_grid(trials: Iterable[Trial]) -> Grid:
+    """Group trials by server concurrency and pool configuration; repeats are averaged."""
+    groups: dict[tuple[tuple[int, int], str], list[Trial]] = {}
+    order: dict[str, tuple[str, int]] = {}
+    for t in trials:
+        groups.setdefault(((t.workers, t.threads), t.label), []).append(t)
+        order[t.label] = _column_key(t)
+    cells = {}
+    for key, group in groups.items():
+        ok = [t for t in group if t.status == Trial.Status.OK]
+        cells[key] = GridCell(
+            rps=sum(t.rps for t in ok) / len(ok) if ok else 0.0,
+            max_connections=group[0].max_db_connections,
+            trials=len(ok),
+            failures=sum(t.failures for t in ok),
+        )
+    rows = sorted({k[0] for k in groups})
+    columns = sorted(order, key=lambda label: order[label])
+    return Grid(rows=rows, columns=columns, cells=cells)
+
+
+def grid_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
+    """The sweep as a grid: rows workers x threads, columns pool size, cells req/s and max DB connections."""
+    grid = build_grid(trials)
+    body = []
+    for row in grid.rows:
+        line: list[Any] = [f"{row[0]} x {row[1]}"]
+        for col in grid.columns:
+            cell = grid.cells.get((row, col))
+            if cell is None:
+                line.append("")
+            elif not cell.trials:
+                line.append("failed")
+            else:
+                conns = f" ({cell.max_connections} conns)" if cell.max_connections is not None else ""
+                flag = " !" if cell.failures else ""
+                line.append(f"{cell.rps:,.0f}{conns}{flag}")
+        body.append(line)
+    headers = ["workers x threads", *grid.columns]
+    return tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True)

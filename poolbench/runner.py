@@ -19,12 +19,13 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
 from . import __version__, analysis, backends, children, stats
-from .load import LoadError, LoadSettings, run_load
+from .forkserver import ForkServer, ForkServerError
+from .load import LoadError, LoadSettings, WorkersMissing, run_load, start_load, worker_command
 from .models import Probe, Sweep, Trial
 from .observe import DatabaseConnections, ProcessCPU
 from .plan import MAX_SIZE, Plan, TrialSpec
 from .serve import MEASURE_MARK
-from .server import ServerError, TrialServer
+from .server import ServerError, TrialServer, base_env
 from .site import LoginSession, create_login_session
 from .targets import Target, TargetError, describe, probe_ready, redact, start_embedded
 
@@ -65,7 +66,10 @@ class SweepOptions:
     auto: bool = False
     auto_max_sizes: int = AUTO_MAX_SIZES
     gates: analysis.Gates = field(default_factory=analysis.Gates)
+    fork_server: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    forkserver: Any = field(default=None, repr=False)  # the running ForkServer, during run_sweep()
+    pending_load: Any = field(default=None, repr=False)  # Locust started ahead for the next trial
 
     @property
     def uses_probe(self) -> bool:
@@ -305,6 +309,10 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
             report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
         for change in site_changes(options):
             report("info", f"In the trial server only: {change}.")
+        if options.load.expect_workers:
+            report("info", waiting_for_workers(options))
+        if options.fork_server:
+            options.forkserver = start_fork_server(options, report)
         token = secrets.token_urlsafe(32)
         if options.auto:
             search(sweep, options, token, report)
@@ -332,11 +340,49 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
     finally:
         # A second Ctrl-C here is held until every child is stopped and the embedded database is down.
         with children.shielded(reraise=False):
+            if options.forkserver is not None:
+                options.forkserver.stop()
+                options.forkserver = None
+            if options.pending_load is not None:
+                children.stop(options.pending_load.proc, grace=1.0)
+                shutil.rmtree(options.pending_load.directory, ignore_errors=True)
+                options.pending_load = None
             children.stop_all()
             if session is not None:
                 session.delete()
                 options.load.cookie = ""
             options.target.close()
+
+
+def start_fork_server(options: SweepOptions, report: Reporter = _quiet) -> ForkServer | None:
+    """Start the fork server for the trial servers; without it each trial starts a new interpreter."""
+    settings_module = options.settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    log = Path(tempfile.gettempdir()) / f"poolbench-forkserver-{os.getpid()}.log"
+    server = ForkServer(base_env(settings_module), log)
+    try:
+        server.start(timeout=options.start_timeout)
+    except ForkServerError as exc:
+        server.stop()
+        report("warning", f"Starting each trial server on its own (the fork server failed: {exc}).")
+        return None
+    return server
+
+
+def waiting_for_workers(options: SweepOptions) -> str:
+    load = options.load
+    where = f"{load.master_bind}:{load.master_port}"
+    return (
+        f"Each trial's Locust master listens on {where} and waits up to {load.workers_timeout:g}s for "
+        f"{load.expect_workers} worker(s). A worker serves one trial and exits, so run it in a loop on each "
+        f"load machine:\n  while :; do {worker_command(load)}; sleep 0.5; done"
+    )
+
+
+def load_host(server: TrialServer) -> str:
+    """The URL the load generators use; a wildcard bind is reached through this machine's name."""
+    if server.bind in ("0.0.0.0", "::", ""):
+        return f"http://{socket.gethostname()}:{server.port}"
+    return server.url
 
 
 INTERRUPTED_SWEEP = "interrupted (Ctrl-C or SIGTERM); finished trials are kept"
@@ -598,7 +644,12 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
     config = trial_config(spec, options, token, app_name)
     trial.pool_stats = {"settings": trial_settings(config["database"])}
     where = f"[{spec.index}/{total}] {spec.label}, {spec.workers}x{spec.threads} threads"
-    state_dir = Path(tempfile.mkdtemp(prefix=f"poolbench-trial{spec.index}-"))
+    # A Locust started ahead for this trial (see below) already has the trial's state directory.
+    started, options.pending_load = options.pending_load, None
+    if started is not None:
+        state_dir = started.directory
+    else:
+        state_dir = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
     server = TrialServer(
         config=config,
         workers=spec.workers,
@@ -606,8 +657,10 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         state_dir=state_dir,
         bind=options.bind,
         start_timeout=options.start_timeout,
+        forkserver=options.forkserver,
     )
     db_sampler = cpu = None
+    go: list[float] = []
     measured_all = False
     t0 = time.monotonic()
     try:
@@ -624,47 +677,77 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             embedded=options.target.embedded,
         ).start(wait_setup=True)
         report("info", f"{where}: starting server...")
-        server.start()
-        trial.overhead["server_start_s"] = round(server.started_in, 3)
-        report(
-            "info",
-            f"{where}: server up on {server.url} in {server.started_in:.1f}s; "
-            f"{options.load.users} users for {options.load.duration:g}s (+{options.load.warmup:g}s warm-up)...",
-        )
-        for problem in check_pages(server, options.load):
-            trial.notes.append(problem)
-            if spec.index == 1:
-                report("warning", f"{where}: {problem}")
+        server.listen()
         locust_pid: list[int] = []
         mark = state_dir / MEASURE_MARK
         sampler = db_sampler
-        cpu = ProcessCPU(
-            lambda: {
-                "server": [server.proc.pid] if server.proc else [],
-                "load": list(locust_pid),
-                "database": list(sampler.db_pids),
-            },
-            measuring=mark.exists,
-        )
-        cpu.start()
+
+        def server_ready() -> None:
+            # Runs while Locust boots (it waits for the go-ahead): the two start-ups overlap.
+            nonlocal cpu
+            server.start()
+            trial.overhead["server_start_s"] = round(server.started_in, 3)
+            report(
+                "info",
+                f"{where}: server up on {server.url} in {server.started_in:.1f}s; "
+                f"{options.load.users} users for {options.load.duration:g}s (+{options.load.warmup:g}s warm-up)...",
+            )
+            for problem in check_pages(server, options.load):
+                trial.notes.append(problem)
+                if spec.index == 1:
+                    report("warning", f"{where}: {problem}")
+            cpu = ProcessCPU(
+                lambda: {
+                    "server": [server.proc.pid] if server.proc else [],
+                    "load": list(locust_pid),
+                    "database": list(sampler.db_pids),
+                },
+                measuring=mark.exists,
+            )
+            cpu.start()
+            go.append(time.time())
+
         t_load = time.monotonic()
         output = run_load(
             options.load,
-            server.url,
+            load_host(server),
             state_dir,
             on_tick=lambda elapsed, planned: report("detail", f"{where}: load running, {elapsed:.0f}s of {planned:.0f}s"),
             on_start=lambda pid: locust_pid.append(pid),
             on_measuring=lambda: report("detail", f"{where}: warm-up over, measuring..."),
+            ready=server_ready,
+            started=started,
         )
         load_s = time.monotonic() - t_load
+        if output.get("test_start") and go:
+            # Locust's own share: from the go-ahead to its first user, from the window's end to its results.
+            trial.overhead["locust_start_s"] = round(max(0.0, output["test_start"] - go[0]), 3)
+            trial.overhead["locust_stop_s"] = round(max(0.0, time.time() - output["measure_end"]), 3)
         trial.overhead["load_outside_window_s"] = round(
-            max(0.0, load_s - options.load.duration - options.load.warmup), 3
+            max(
+                0.0,
+                load_s - trial.overhead.get("server_start_s", 0) - options.load.duration - options.load.warmup,
+            ),
+            3,
         )
         # The load is over: a Ctrl-C now waits until this trial's figures are in.
         with children.shielded():
+            for sampler in (db_sampler, cpu):
+                if sampler is not None:
+                    sampler.stop()
+            if spec.index < total:
+                # The next trial's Locust imports while this one is wrapped up (nothing is measured now).
+                ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
+                options.pending_load = start_load(options.load, ahead)
+            t_stats = time.monotonic()
             _collect(trial, output, server, db_sampler, cpu, options)
+            trial.overhead["stats_s"] = round(time.monotonic() - t_stats, 3)
             trial.status = Trial.Status.OK
             measured_all = True
+    except WorkersMissing as exc:
+        trial.status = Trial.Status.ERROR
+        trial.error_text = redact(f"{exc}\n\n{exc.log}".strip())
+        raise SweepError(str(exc)) from exc
     except (ServerError, LoadError) as exc:
         trial.status = Trial.Status.ERROR
         log = getattr(exc, "log", "") or server.log_tail()
@@ -746,7 +829,7 @@ def _collect(
     for sampler in (db_sampler, cpu):
         if sampler is not None:
             sampler.stop()
-    pool = server.stats()
+    pool = server.stats(load_ended=output.get("measure_end"))
     measured = stats.summarize(output)
     for name, value in measured.items():
         setattr(trial, name, value)
@@ -772,6 +855,8 @@ def _collect(
         trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
     if not output.get("warmup_done") and options.load.warmup:
         trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
+    if output.get("distributed"):
+        trial.notes.append(f"load from {output.get('workers', 0)} Locust worker process(es)")
 
 
 def _keep_partial(

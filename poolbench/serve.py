@@ -23,6 +23,8 @@ ERROR_HEADER = "X-Poolbench-Error"
 # Written by the Locust plugin into the trial's state directory when the warm-up ends: each worker
 # then starts its timing afresh, so "where the time goes" covers the measured window like Locust's figures.
 MEASURE_MARK = "measure-start"
+# Seconds between two writes of a worker's statistics: the harness waits this long after the load.
+WRITE_INTERVAL = 0.2
 TIMING_PARTS = ("acquire", "db", "app", "total")
 
 
@@ -211,7 +213,7 @@ class Collector:
                     if self.window != "measured" and os.path.exists(self.mark):
                         self.timing.reset()
                         self.window = "measured"
-                    if ticks % 5 == 0:
+                    if ticks % round(WRITE_INTERVAL / 0.1) == 0:
                         self.dump()
                 except Exception:  # statistics must never take the worker down
                     pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import children
-from .serve import CONFIG_ENV
+from .serve import CONFIG_ENV, WRITE_INTERVAL
 
 
 class ServerError(RuntimeError):
@@ -23,6 +24,16 @@ class ServerError(RuntimeError):
     def __init__(self, message: str, log: str = ""):
         super().__init__(message)
         self.log = log
+
+
+def base_env(settings_module: str) -> dict[str, str]:
+    """The environment of a trial server (and of the fork server that starts them)."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = settings_module
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop(CONFIG_ENV, None)
+    return env
 
 
 @dataclass
@@ -36,9 +47,11 @@ class TrialServer:
     bind: str = "127.0.0.1"
     start_timeout: float = 30.0
     port: int = 0
-    proc: subprocess.Popen[Any] | None = None
+    proc: Any = None  # subprocess.Popen, or forkserver.ForkedProcess
     log_path: Path = field(init=False)
     started_in: float = 0.0
+    forkserver: Any = None  # a started forkserver.ForkServer: fork the server from it (no imports)
+    _sock: socket.socket | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.log_path = self.state_dir / "server.log"
@@ -48,14 +61,10 @@ class TrialServer:
         host = f"[{self.bind}]" if ":" in self.bind else self.bind
         return f"http://{host}:{self.port}"
 
-    def start(self) -> None:
-        t0 = time.monotonic()
-        config_path = self.state_dir / "trial.json"
-        # The file holds the database password: readable by this user only.
-        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({**self.config, "state_dir": str(self.state_dir)}, fh)
-        # Bind here and hand the socket over: the port is free and known before the child starts.
+    def listen(self) -> None:
+        """Bind the port now (the URL is known before the server starts; connections wait in the backlog)."""
+        if self._sock is not None:
+            return
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -66,14 +75,22 @@ class TrialServer:
             sock.close()
             raise ServerError(f"cannot listen on {self.bind}: {exc}") from exc
         self.port = sock.getsockname()[1]
-        env = dict(os.environ)
+        self._sock = sock
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        config_path = self.state_dir / "trial.json"
+        # The file holds the database password: readable by this user only.
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({**self.config, "state_dir": str(self.state_dir)}, fh)
+        # Bind here and hand the socket over: the port is free and known before the child starts.
+        self.listen()
+        sock = self._sock
+        assert sock is not None
+        env = base_env(self.config["settings_module"])
         env[CONFIG_ENV] = str(config_path)
-        env["DJANGO_SETTINGS_MODULE"] = self.config["settings_module"]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        args = [
-            sys.executable, "-m", "gunicorn", "poolbench.serve:application",
-            "--bind", f"fd://{sock.fileno()}",
+        options = [
             "--workers", str(self.workers),
             "--threads", str(self.threads),
             "--worker-class", "gthread",
@@ -87,13 +104,22 @@ class TrialServer:
             "--chdir", os.getcwd(),
         ]  # fmt: skip
         try:
-            with open(self.log_path, "ab") as log:
-                self.proc = children.spawn(
-                    args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    pass_fds=(sock.fileno(),),
+            if self.forkserver is not None and self.forkserver.alive:
+                self.proc = self.forkserver.spawn(
+                    ["poolbench.serve:application", "--bind", "fd://{fd}", *options],
+                    {CONFIG_ENV: str(config_path)}, sock.fileno(), str(self.log_path),
                 )  # fmt: skip
+            else:
+                args = [sys.executable, "-m", "gunicorn", "poolbench.serve:application"]
+                args += ["--bind", f"fd://{sock.fileno()}", *options]
+                with open(self.log_path, "ab") as log:
+                    self.proc = children.spawn(
+                        args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        pass_fds=(sock.fileno(),),
+                    )  # fmt: skip
         finally:
             sock.close()
+            self._sock = None
         self._wait_ready()
         self.started_in = time.monotonic() - t0
 
@@ -139,8 +165,11 @@ class TrialServer:
         finally:
             conn.close()
 
-    def stats(self) -> dict[str, Any]:
-        time.sleep(0.6)  # let every worker write its latest statistics
+    def stats(self, load_ended: float | None = None) -> dict[str, Any]:
+        """The pool statistics of every worker; ``load_ended`` (wall clock) saves waiting when it is past."""
+        # Every worker writes its statistics each WRITE_INTERVAL: wait until one write after the load ended.
+        settled = (load_ended or time.time()) + WRITE_INTERVAL + 0.05
+        time.sleep(max(0.0, min(WRITE_INTERVAL + 0.05, settled - time.time())))
         for attempt in range(3):
             # A busy worker may drop a connection right after the load stops; ask again.
             try:
@@ -157,7 +186,13 @@ class TrialServer:
         return json.loads(body)
 
     def stop(self) -> None:
-        children.stop(self.proc, grace=5.0)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        # The load is over and the statistics are read: nothing in the server is worth a graceful
+        # shutdown (gunicorn's takes 0.3-1 s). Killing the group closes its sockets; the database sees
+        # the connections close at once.
+        children.stop(self.proc, grace=0.0, sig=signal.SIGKILL)
 
     def log_tail(self, lines: int = 30) -> str:
         return children.tail(self.log_path, lines)

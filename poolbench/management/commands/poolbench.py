@@ -17,8 +17,8 @@ from django.db import DEFAULT_DB_ALIAS
 from poolbench import backends, children, export
 from poolbench.analysis import Gates
 from poolbench.backends import POOLED_MODES
-from poolbench.conf import get_config
-from poolbench.load import DEFAULT_LOCUSTFILE, LoadSettings
+from poolbench.conf import default_workers, get_config
+from poolbench.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
 from poolbench.plan import (
     MAX_THREADS,
     MAX_WORKERS,
@@ -90,7 +90,6 @@ class Command(BaseCommand):
         parser.add_argument("--bind", help="Address the trial server listens on (default 127.0.0.1).")
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
         parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
-        parser.add_argument("--locust-processes", default="1", help="Locust processes generating the load.")
         parser.add_argument(
             "--tolerance", default="5", help="Percent of the best throughput a recommended size may lose (default 5)."
         )
@@ -101,6 +100,14 @@ class Command(BaseCommand):
         parser.add_argument("--fail-under-rps", help="Exit non-zero if the recommended size did fewer req/s.")
         parser.add_argument("--max-failure-rate", help="Exit non-zero if more than this percent of requests failed.")
         parser.add_argument("--max-p99-ms", help="Exit non-zero if the recommended size's p99 was above this.")
+        parser.add_argument(
+            "--locust-processes", help="Locust load processes on this machine (Locust --processes; -1 = one per core)."
+        )
+        parser.add_argument(
+            "--expect-workers", help="Run Locust as a master and wait for N workers started elsewhere (see --master-bind)."
+        )
+        parser.add_argument("--master-bind", help="HOST[:PORT] the Locust master listens on (default *:5557).")
+        parser.add_argument("--workers-timeout", help="Seconds to wait for --expect-workers before giving up (default 60).")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         outputs = _output_files(opts)
@@ -192,7 +199,8 @@ class Command(BaseCommand):
                 sizes = [1]  # a placeholder: the search picks the sizes (runner.search)
             else:
                 sizes = parse_sizes(opts["sizes"]) if opts["sizes"] is not None else list(config["SIZES"])
-            workers = _ints(opts["workers"], config["WORKERS"], "--workers", MAX_WORKERS, "worker count")
+            default_w = config["WORKERS"] if config["WORKERS"] is not None else default_workers()
+            workers = _ints(opts["workers"], default_w, "--workers", MAX_WORKERS, "worker count")
             threads = _ints(opts["threads"], config["THREADS"], "--threads", MAX_THREADS, "thread count")
             users = _one_int(opts["users"], config["USERS"], "--users", 100_000)
             duration = parse_duration(opts["duration"] or config["DURATION"], "--duration", minimum=1)
@@ -208,7 +216,6 @@ class Command(BaseCommand):
             repeat = _one_int(opts["repeat"], 1, "--repeat", 100)
             paths = parse_paths(opts.get("paths"))
             bind = _check_bind(opts["bind"] or config["BIND"])
-            processes = _one_int(opts["locust_processes"], 1, "--locust-processes", 64)
             tolerance = _number(opts["tolerance"], 5, "--tolerance", allow_zero=True)
             if tolerance >= 100:
                 raise PlanError(f"--tolerance {opts['tolerance']!r} must be below 100 (percent of the best throughput)")
@@ -223,6 +230,21 @@ class Command(BaseCommand):
                 raise PlanError(
                     f"--max-failure-rate {opts['max_failure_rate']!r} is a percent of requests; give 0 to 100"
                 )
+            processes = _processes(opts.get("locust_processes"), config["LOCUST_PROCESSES"])
+            expect_workers = _one_int(opts.get("expect_workers"), 0, "--expect-workers", 1_000)
+            workers_timeout = parse_duration(
+                opts.get("workers_timeout") or config["WORKERS_TIMEOUT"], "--workers-timeout", minimum=1
+            )
+            master_host, master_port = parse_master_bind(opts.get("master_bind"))
+            if expect_workers and opts.get("locust_processes") is not None and processes != 1:
+                raise PlanError(
+                    "--locust-processes cannot be combined with --expect-workers; run several workers "
+                    "(or `locust --worker --processes N`) on the load machines instead"
+                )
+            if opts.get("master_bind") and not expect_workers:
+                raise PlanError("--master-bind needs --expect-workers N (the number of Locust workers to wait for)")
+            if expect_workers:
+                processes = 1
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
@@ -256,8 +278,9 @@ class Command(BaseCommand):
             except SiteError as exc:
                 raise CommandError(str(exc)) from exc
         load = LoadSettings(
-            users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile,
-            paths=paths, processes=processes,
+            users=users, spawn_rate=spawn_rate, duration=duration, warmup=warmup, locustfile=locustfile, paths=paths,
+            processes=processes, expect_workers=expect_workers, master_bind=master_host, master_port=master_port,
+            workers_timeout=workers_timeout,
         )  # fmt: skip
         return SweepOptions(
             plan=plan,
@@ -279,6 +302,7 @@ class Command(BaseCommand):
             spindles=spindles,
             auto=auto,
             gates=gates,
+            fork_server=bool(config["FORK_SERVER"]),
         )
 
 
@@ -348,6 +372,33 @@ def _gate(value: Any, option: str, unit: str, *, zero: bool = False) -> float | 
     if number != number or number in (float("inf"), float("-inf")) or number < 0 or (number == 0 and not zero):
         raise PlanError(f"{option} {value!r} must be a {'non-negative' if zero else 'positive'} number; give {unit}")
     return number
+
+
+def _processes(value: Any, default: Any) -> int:
+    if value is not None and str(value).strip() == "-1":
+        return os.cpu_count() or 1
+    return int(_one_int(value, default, "--locust-processes", 256))
+
+
+def parse_master_bind(value: str | None) -> tuple[str, int]:
+    """'HOST[:PORT]', '[::1]:5557' or ':5557' -> (host, port); the defaults are Locust's (*, 5557)."""
+    if value is None:
+        return "*", DEFAULT_MASTER_PORT
+    text = str(value).strip()
+    host, port_text = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+        if rest and not rest.startswith(":"):
+            raise PlanError(f"--master-bind {value!r} is not HOST[:PORT]; e.g. --master-bind 0.0.0.0:5557")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    host = host or "*"
+    if not port_text:
+        return host, DEFAULT_MASTER_PORT
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise PlanError(f"--master-bind {value!r}: port {port_text!r} is not a port number 1-65535; e.g. --master-bind 0.0.0.0:5557")
+    return host, int(port_text)
 
 
 def _number(value: Any, default: Any, option: str, *, allow_zero: bool = False) -> float:
