@@ -166,6 +166,11 @@ class TrialSpec:
         return self.workers * self.threads
 
     @property
+    def usable_connections(self) -> int:
+        """Connections the server can hold at once: no more than one per server thread."""
+        return min(self.max_db_connections, self.workers * self.threads)
+
+    @property
     def label(self) -> str:
         return config_label(self.mode, self.size, self.max_overflow, self.conn_max_age)
 

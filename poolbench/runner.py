@@ -846,7 +846,10 @@ def _collect(
         trial.cpu = cpu.result()
         trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
     reasons = analysis.load_bound_reasons(
-        trial.cpu or {}, output, users=options.load.users, connections=trial.max_db_connections or 0,
+        # One connection per server thread at most: a pool larger than the threads is never full,
+        # whatever the load, so only the connections the threads can hold need users.
+        trial.cpu or {}, output, users=options.load.users,
+        connections=min(trial.max_db_connections or 0, trial.workers * trial.threads),
         processes=options.load.processes,
     )  # fmt: skip
     trial.load_bound = bool(reasons)

@@ -92,3 +92,9 @@ def test_summarize_uses_measured_window():
                                                    "response_times": {"5": 98, "310": 2}}})
     assert capped["latency_p99_ms"] == 306.2 and capped["latency_p50_ms"] == 5
     assert result["errors"] == [{"message": "HTTP 503: PoolTimeout: x", "count": 10, "names": ["/a", "/b"]}]
+
+
+def test_usable_connections_are_capped_by_server_threads():
+    plan = build_plan(sizes=[5, 200], modes=["pool"], workers=[2], threads=[32])
+    assert [s.max_db_connections for s in plan.specs] == [10, 400]
+    assert [s.usable_connections for s in plan.specs] == [10, 64]
