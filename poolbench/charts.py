@@ -85,8 +85,13 @@ def series_for(sweeps: Sequence[Any]) -> list[Series]:
             # The sweep's unplotted trials and reference lines are listed once, with its first mode.
             out.append(
                 Series(
-                    f"{name} {mode}", mine, color=color, sweep_id=sweep.pk, mode=mode,
-                    unplotted=rest if j == 0 else [], references=references if j == 0 else [],
+                    f"{name} {mode}",
+                    mine,
+                    color=color,
+                    sweep_id=sweep.pk,
+                    mode=mode,
+                    unplotted=rest if j == 0 else [],
+                    references=references if j == 0 else [],
                 )  # fmt: skip
             )
     return out

@@ -77,7 +77,9 @@ class Trial(models.Model):
     workers = models.PositiveIntegerField()
     threads = models.PositiveIntegerField()
     max_db_connections = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Connections this configuration may open: workers x (pool + overflow)."
+        null=True,
+        blank=True,
+        help_text="Connections this configuration may open: workers x (pool + overflow).",
     )
     users = models.PositiveIntegerField()
 
@@ -109,7 +111,9 @@ class Trial(models.Model):
 
     class Meta:
         ordering = ["sweep", "index"]
-        constraints = [models.UniqueConstraint(fields=["sweep", "index"], name="poolbench_trial_unique_index")]
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "index"], name="poolbench_trial_unique_index")
+        ]
 
     def __str__(self) -> str:
         return f"Trial {self.index} of sweep #{self.sweep_id}: {self.label}"

@@ -25,7 +25,9 @@ class PlanError(ValueError):
 def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value") -> list[int]:
     """Parse '5,10,16' into [5, 10, 16]: positive integers, not empty, no repeats."""
     if text is None or not str(text).strip():
-        raise PlanError(f"{option} is empty; give a comma-separated list of positive integers, e.g. {option} 5,10")
+        raise PlanError(
+            f"{option} is empty; give a comma-separated list of positive integers, e.g. {option} 5,10"
+        )
     items = [part.strip() for part in str(text).split(",")]
     values: list[int] = []
     for part in items:
@@ -34,15 +36,23 @@ def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value")
                 f"{option} {text!r} has an empty item; separate {what}s with single commas, e.g. {option} 5,10"
             )
         if not re.fullmatch(r"[+]?[0-9]+", part):  # ASCII digits only: int() takes any script's
-            raise PlanError(f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10")
+            raise PlanError(
+                f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10"
+            )
         # Cap the digits before int(), which refuses more than 4300 of them with its own error.
         value = int(part) if len(part) <= 20 else maximum + 1
         if value < 1:
-            raise PlanError(f"{option} {text!r}: {what} {value} is not positive; every {what} must be 1 or more")
+            raise PlanError(
+                f"{option} {text!r}: {what} {value} is not positive; every {what} must be 1 or more"
+            )
         if value > maximum:
-            raise PlanError(f"{option} {text!r}: {what} {value} is larger than {maximum}; use {maximum} or less")
+            raise PlanError(
+                f"{option} {text!r}: {what} {value} is larger than {maximum}; use {maximum} or less"
+            )
         if value in values:
-            raise PlanError(f"{option} {text!r}: {what} {value} is repeated; list each {what} once (use --repeat)")
+            raise PlanError(
+                f"{option} {text!r}: {what} {value} is repeated; list each {what} once (use --repeat)"
+            )
         values.append(value)
     return values
 
@@ -70,9 +80,13 @@ def parse_path(text: str) -> tuple[str, int]:
             )
         path, weight = head, int(tail)
         if weight < 1:
-            raise PlanError(f"--path {raw!r}: weight {weight} is not positive; use 1 or more, e.g. --path /books/:3")
+            raise PlanError(
+                f"--path {raw!r}: weight {weight} is not positive; use 1 or more, e.g. --path /books/:3"
+            )
         if weight > MAX_WEIGHT:
-            raise PlanError(f"--path {raw!r}: weight {weight} is larger than {MAX_WEIGHT}; use {MAX_WEIGHT} or less")
+            raise PlanError(
+                f"--path {raw!r}: weight {weight} is larger than {MAX_WEIGHT}; use {MAX_WEIGHT} or less"
+            )
     if not path.startswith("/") or path.startswith("//"):
         raise PlanError(
             f"--path {raw!r} must start with a single / (a path on your site, not a URL; poolbench adds the "
@@ -101,7 +115,9 @@ _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str | float | int, option: str, *, minimum: float = 0.0, allow_zero: bool = False) -> float:
+def parse_duration(
+    text: str | float | int, option: str, *, minimum: float = 0.0, allow_zero: bool = False
+) -> float:
     """Parse '10', '10s', '1.5m', '500ms' into seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
@@ -131,7 +147,11 @@ def parse_modes(text: str, vendor: str) -> list[str]:
         if mode not in MODES:
             raise PlanError(f"--mode: unknown mode {mode!r}; choose from {', '.join(MODES)}")
         if vendor not in MODES[mode]:
-            hint = "use --mode queuepool (SQLAlchemy QueuePool)" if mode == "pool" else f"choose from {', '.join(m for m, v in MODES.items() if vendor in v)}"
+            hint = (
+                "use --mode queuepool (SQLAlchemy QueuePool)"
+                if mode == "pool"
+                else f"choose from {', '.join(m for m, v in MODES.items() if vendor in v)}"
+            )
             raise PlanError(f"--mode {mode} is not available on {vendor}; {hint}")
         if mode in out:
             raise PlanError(f"--mode: {mode!r} is repeated; list each mode once")
@@ -226,7 +246,9 @@ def build_plan(
                         pool_min=pool_min if mode == "pool" else None,
                         max_overflow=max_overflow if mode == "queuepool" else 0,
                         pool_timeout=pool_timeout,
-                        conn_max_age=(conn_max_age or 600) if mode == "persistent" else (0 if mode == "none" else None),
+                        conn_max_age=(conn_max_age or 600)
+                        if mode == "persistent"
+                        else (0 if mode == "none" else None),
                         repeat=rep,
                     )
                 )

@@ -116,7 +116,9 @@ def endpoints_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
 
 def shows_pages(trials: Iterable[Trial]) -> bool:
     """Whether the trials loaded the site's own pages (not just poolbench's probe)."""
-    return any(not str(e.get("name", "")).startswith("/__poolbench__/") for t in trials for e in t.endpoints or [])
+    return any(
+        not str(e.get("name", "")).startswith("/__poolbench__/") for t in trials for e in t.endpoints or []
+    )
 
 
 def sizes_table(summaries: Sequence[analysis.SizeSummary], tablefmt: str = "simple") -> str:

@@ -73,8 +73,10 @@ class SweepOptions:
 
     @property
     def uses_probe(self) -> bool:
-        return not self.load.paths and self.load.locustfile.name == "locustfile.py" and (
-            self.load.locustfile.parent == Path(__file__).parent
+        return (
+            not self.load.paths
+            and self.load.locustfile.name == "locustfile.py"
+            and (self.load.locustfile.parent == Path(__file__).parent)
         )
 
 
@@ -306,7 +308,10 @@ def run_sweep(options: SweepOptions, report: Reporter = _quiet) -> Sweep:
         )
         report("info", f"Sweep #{sweep.pk}: {planned} against {options.target.description}")
         if session is not None:
-            report("info", f"Logged in as {session.user}: a session in the site's store, removed after the sweep.")
+            report(
+                "info",
+                f"Logged in as {session.user}: a session in the site's store, removed after the sweep.",
+            )
         for change in site_changes(options):
             report("info", f"In the trial server only: {change}.")
         if options.load.expect_workers:
@@ -474,9 +479,14 @@ def search(sweep: Sweep, options: SweepOptions, token: str, report: Reporter) ->
     cap = options.auto_max_sizes * repeat
     stop = ""
     while True:
-        summaries = [s for s in analysis.by_size(sweep.trials.all()) if s.config == (
-            template.mode, template.workers, template.threads)]
-        size, why = analysis.next_auto_size(summaries, start=start, tolerance=options.tolerance, max_size=max_size)
+        summaries = [
+            s
+            for s in analysis.by_size(sweep.trials.all())
+            if s.config == (template.mode, template.workers, template.threads)
+        ]
+        size, why = analysis.next_auto_size(
+            summaries, start=start, tolerance=options.tolerance, max_size=max_size
+        )
         if size is None:
             stop = why
             break
@@ -608,7 +618,9 @@ def trial_config(spec: TrialSpec, options: SweepOptions, token: str, app_name: s
     }
 
 
-def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, report: Reporter, total: int) -> Trial:
+def run_trial(
+    sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, report: Reporter, total: int
+) -> Trial:
     # Saved at once (status running), and saved again in the `finally` below whatever happens, so
     # that a Ctrl-C at any point leaves a finished row.
     trial = Trial(
@@ -712,7 +724,9 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
             options.load,
             load_host(server),
             state_dir,
-            on_tick=lambda elapsed, planned: report("detail", f"{where}: load running, {elapsed:.0f}s of {planned:.0f}s"),
+            on_tick=lambda elapsed, planned: report(
+                "detail", f"{where}: load running, {elapsed:.0f}s of {planned:.0f}s"
+            ),
             on_start=lambda pid: locust_pid.append(pid),
             on_measuring=lambda: report("detail", f"{where}: warm-up over, measuring..."),
             ready=server_ready,
@@ -726,7 +740,10 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         trial.overhead["load_outside_window_s"] = round(
             max(
                 0.0,
-                load_s - trial.overhead.get("server_start_s", 0) - options.load.duration - options.load.warmup,
+                load_s
+                - trial.overhead.get("server_start_s", 0)
+                - options.load.duration
+                - options.load.warmup,
             ),
             3,
         )
@@ -792,7 +809,10 @@ def run_trial(sweep: Sweep, spec: TrialSpec, options: SweepOptions, token: str, 
         if len(site_pages) > 1 or trial.failures:
             for e in site_pages:
                 level = "warning" if e.get("failures") else "detail"
-                report(level, f"{where}:   {e['method']} {e['name']}: {e['requests']} requests, {e['failures']} failures")
+                report(
+                    level,
+                    f"{where}:   {e['method']} {e['name']}: {e['requests']} requests, {e['failures']} failures",
+                )
     return trial
 
 
@@ -813,7 +833,9 @@ def check_pages(server: TrialServer, load: LoadSettings) -> list[str]:
                 "not the page"
             )
         elif not 200 <= status < 300:
-            problems.append(f"GET {path} answered {status} before the load: its requests will count as failures")
+            problems.append(
+                f"GET {path} answered {status} before the load: its requests will count as failures"
+            )
     return problems
 
 
@@ -893,5 +915,3 @@ def _keep_partial(
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
-
-

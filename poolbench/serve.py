@@ -139,7 +139,9 @@ def instrument(alias: str, timing: Timing) -> None:
 def _load_config() -> dict[str, Any]:
     path = os.environ.get(CONFIG_ENV)
     if not path:
-        raise RuntimeError(f"{CONFIG_ENV} is not set: poolbench.serve is started by `manage.py poolbench` only")
+        raise RuntimeError(
+            f"{CONFIG_ENV} is not set: poolbench.serve is started by `manage.py poolbench` only"
+        )
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
 
@@ -399,7 +401,9 @@ class PoolbenchApp:
         response = None
         try:
             response = probe(
-                WSGIRequest(environ), alias=self.config["alias"], delay_ms=self.config.get("query_delay_ms", 0)
+                WSGIRequest(environ),
+                alias=self.config["alias"],
+                delay_ms=self.config.get("query_delay_ms", 0),
             )
             body = response.content
             status = f"{response.status_code} {response.reason_phrase}"
@@ -439,7 +443,9 @@ def _header_safe(text: str) -> str:
     return " ".join(str(text).split())[:500].encode("latin-1", "replace").decode("latin-1")
 
 
-def _reply(start_response: Any, code: int, data: Any, headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _reply(
+    start_response: Any, code: int, data: Any, headers: list[tuple[str, str]] | None = None
+) -> list[bytes]:
     reasons = {200: "OK", 403: "Forbidden", 404: "Not Found", 503: "Service Unavailable"}
     body = json.dumps(data).encode()
     start_response(

@@ -143,10 +143,13 @@ class TrialServer:
                 pass
             time.sleep(0.05)
         raise ServerError(
-            f"the server did not answer on {self.url} within {self.start_timeout:g}s", children.tail(self.log_path)
+            f"the server did not answer on {self.url} within {self.start_timeout:g}s",
+            children.tail(self.log_path),
         )
 
-    def request(self, path: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    def request(
+        self, path: str, *, timeout: float = 5.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection(self.bind, self.port, timeout=timeout)
         try:
             conn.request("GET", path, headers=headers or {})
@@ -179,7 +182,9 @@ class TrialServer:
                 break
             except (OSError, http.client.HTTPException) as exc:
                 if attempt == 2:
-                    raise ServerError(f"the statistics endpoint did not answer: {exc}", self.log_tail()) from exc
+                    raise ServerError(
+                        f"the statistics endpoint did not answer: {exc}", self.log_tail()
+                    ) from exc
                 time.sleep(0.3)
         if status != 200:
             raise ServerError(f"the statistics endpoint answered {status}: {body[:200]!r}")

@@ -70,7 +70,11 @@ class Target:
 
     @property
     def description(self) -> str:
-        kind = "embedded PostgreSQL (pgserver, started for this sweep)" if self.embedded else f"alias '{self.alias}'"
+        kind = (
+            "embedded PostgreSQL (pgserver, started for this sweep)"
+            if self.embedded
+            else f"alias '{self.alias}'"
+        )
         version = f" {self.version}" if self.version else ""
         return f"{backends.label(self.vendor)}{version}, {kind}: {self.url}"
 
@@ -170,7 +174,9 @@ def resolve(alias: str, *, embedded: bool) -> Target:
     base = copy.deepcopy(connections[alias].settings_dict)
     vendor = backends.vendor_of(base.get("ENGINE", ""))
     if embedded:
-        return Target(alias=alias, database={}, vendor="postgresql", embedded=True, migrate_alias=EMBEDDED_ALIAS)
+        return Target(
+            alias=alias, database={}, vendor="postgresql", embedded=True, migrate_alias=EMBEDDED_ALIAS
+        )
     if vendor not in backends.POOLABLE:
         raise TargetError(
             f"database '{alias}' uses {base.get('ENGINE')} ({backends.label(vendor)}), which has no connection pool "

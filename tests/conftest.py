@@ -54,7 +54,9 @@ def no_stray_children(monkeypatch, request):
     assert not left, f"child processes left running: {left}"
 
 
-def run_manage(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_manage(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``manage.py`` of the demo project as a user would, in a child process."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     full_env.update(env or {})

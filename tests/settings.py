@@ -17,7 +17,12 @@ DATABASES = {
 }
 # Two aliases that only the error tests use: no pool to size, and no server listening.
 DATABASES["lite"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
-DATABASES["unreachable"] = {**DATABASES["default"], "HOST": "127.0.0.1", "PORT": "1", "TEST": {"MIGRATE": False}}
+DATABASES["unreachable"] = {
+    **DATABASES["default"],
+    "HOST": "127.0.0.1",
+    "PORT": "1",
+    "TEST": {"MIGRATE": False},
+}
 DATABASES["default"]["TEST"] = {"NAME": f"test_poolbench_{_suffix}"}
 DATABASES["mysql"]["TEST"] = {"NAME": f"test_poolbench_{_suffix}", "CHARSET": "utf8mb4"}
 

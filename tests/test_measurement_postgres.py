@@ -164,7 +164,9 @@ def test_cpu_starved_locust_is_flagged(no_stray_children):
     """Locust's own CPU use looks low when it is starved: once the window starts, the test pins the
     Locust process to CPU 0, beside a busy loop, at the lowest priority. It wanted a core and did not
     get it: flagged, although it used far less than a core."""
-    hog = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"])
+    hog = subprocess.Popen(
+        [sys.executable, "-c", "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"]
+    )
     stop, starved = threading.Event(), []
 
     def set_priority(proc: psutil.Process, cpus: list[int], nice: int) -> None:

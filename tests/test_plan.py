@@ -31,7 +31,9 @@ def test_parse_sizes_rejects(text, message):
         parse_sizes(text)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("10", 10), ("10s", 10), ("500ms", 0.5), ("2m", 120), (3, 3.0)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("10", 10), ("10s", 10), ("500ms", 0.5), ("2m", 120), (3, 3.0)]
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text, "--duration") == seconds
 
@@ -88,8 +90,12 @@ def test_summarize_uses_measured_window():
     assert result["latency_avg_ms"] == 5.0
     assert result["latency_p50_ms"] == 4 and result["latency_p99_ms"] == 5 and result["latency_p999_ms"] == 90
     assert result["latency_max_ms"] == 90
-    capped = stats.summarize({**output, "total": {**output["total"], "max_response_time": 306.2,
-                                                   "response_times": {"5": 98, "310": 2}}})
+    capped = stats.summarize(
+        {
+            **output,
+            "total": {**output["total"], "max_response_time": 306.2, "response_times": {"5": 98, "310": 2}},
+        }
+    )
     assert capped["latency_p99_ms"] == 306.2 and capped["latency_p50_ms"] == 5
     assert result["errors"] == [{"message": "HTTP 503: PoolTimeout: x", "count": 10, "names": ["/a", "/b"]}]
 

@@ -87,7 +87,9 @@ def test_every_trial_failing_exits_non_zero(no_stray_children):
     trial = sweep.trials.get()
     assert trial.requests > 0 and trial.failures == trial.requests
     # A scenario of your own records Locust's own error text, without the per-trial server address.
-    assert trial.errors[0]["message"] == "URL /no-such-page/: code=404" and trial.errors[0]["names"] == ["/no-such-page/"]
+    assert trial.errors[0]["message"] == "URL /no-such-page/: code=404" and trial.errors[0]["names"] == [
+        "/no-such-page/"
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -48,8 +48,12 @@ class Command(BaseCommand):
             help="Pool sizes to sweep, comma-separated (default from POOLBENCH['SIZES']), or 'auto' to search "
             "from the formula's size for the smallest size on the plateau.",
         )
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default).")
-        parser.add_argument("--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver).")
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help="The alias to benchmark (default: default)."
+        )
+        parser.add_argument(
+            "--embedded", action="store_true", help="Benchmark an embedded PostgreSQL (pgserver)."
+        )
         parser.add_argument(
             "--mode", default=None, help="Modes, comma-separated: pool, queuepool, persistent, none."
         )
@@ -58,12 +62,16 @@ class Command(BaseCommand):
         parser.add_argument("--users", help="Concurrent Locust users.")
         parser.add_argument("--spawn-rate", help="Users started per second (0 = all at once).")
         parser.add_argument("--duration", help="Measured seconds per trial, e.g. 10, 10s, 1m.")
-        parser.add_argument("--warmup", help="Seconds of load before measuring, excluded from the statistics.")
+        parser.add_argument(
+            "--warmup", help="Seconds of load before measuring, excluded from the statistics."
+        )
         parser.add_argument("--pool-min", help="Connections the native pool keeps open (min_size).")
         parser.add_argument("--pool-timeout", help="Seconds a request may wait for a pooled connection.")
         parser.add_argument("--max-overflow", default="0", help="QueuePool connections beyond the size.")
         parser.add_argument("--conn-max-age", default="600", help="CONN_MAX_AGE for --mode persistent.")
-        parser.add_argument("--query-delay-ms", default="0", help="Hold the probe's connection N ms in the query.")
+        parser.add_argument(
+            "--query-delay-ms", default="0", help="Hold the probe's connection N ms in the query."
+        )
         parser.add_argument(
             "--path",
             action="append",
@@ -91,23 +99,39 @@ class Command(BaseCommand):
         parser.add_argument("--report", metavar="FILE", help="Write a self-contained HTML report.")
         parser.add_argument("--json", metavar="FILE", help="Also write the trials as JSON to FILE.")
         parser.add_argument(
-            "--tolerance", default="5", help="Percent of the best throughput a recommended size may lose (default 5)."
+            "--tolerance",
+            default="5",
+            help="Percent of the best throughput a recommended size may lose (default 5).",
         )
-        parser.add_argument("--db-cores", help="CPU cores of the database host, for the formula (default: found out).")
         parser.add_argument(
-            "--spindles", default="0", help="Effective spindles for the formula (default 0: a cached data set)."
+            "--db-cores", help="CPU cores of the database host, for the formula (default: found out)."
+        )
+        parser.add_argument(
+            "--spindles",
+            default="0",
+            help="Effective spindles for the formula (default 0: a cached data set).",
         )
         parser.add_argument("--fail-under-rps", help="Exit non-zero if the recommended size did fewer req/s.")
-        parser.add_argument("--max-failure-rate", help="Exit non-zero if more than this percent of requests failed.")
-        parser.add_argument("--max-p99-ms", help="Exit non-zero if the recommended size's p99 was above this.")
         parser.add_argument(
-            "--locust-processes", help="Locust load processes on this machine (Locust --processes; -1 = one per core)."
+            "--max-failure-rate", help="Exit non-zero if more than this percent of requests failed."
         )
         parser.add_argument(
-            "--expect-workers", help="Run Locust as a master and wait for N workers started elsewhere (see --master-bind)."
+            "--max-p99-ms", help="Exit non-zero if the recommended size's p99 was above this."
         )
-        parser.add_argument("--master-bind", help="HOST[:PORT] the Locust master listens on (default *:5557).")
-        parser.add_argument("--workers-timeout", help="Seconds to wait for --expect-workers before giving up (default 60).")
+        parser.add_argument(
+            "--locust-processes",
+            help="Locust load processes on this machine (Locust --processes; -1 = one per core).",
+        )
+        parser.add_argument(
+            "--expect-workers",
+            help="Run Locust as a master and wait for N workers started elsewhere (see --master-bind).",
+        )
+        parser.add_argument(
+            "--master-bind", help="HOST[:PORT] the Locust master listens on (default *:5557)."
+        )
+        parser.add_argument(
+            "--workers-timeout", help="Seconds to wait for --expect-workers before giving up (default 60)."
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         outputs = _output_files(opts)
@@ -154,7 +178,8 @@ class Command(BaseCommand):
         gates = sweep.options.get("gates", {})
         if gates.get("breaches"):
             raise CommandError(
-                f"Gate failed for sweep #{sweep.pk} at pool size {gates.get('size')}: " + "; ".join(gates["breaches"])
+                f"Gate failed for sweep #{sweep.pk} at pool size {gates.get('size')}: "
+                + "; ".join(gates["breaches"])
             )
 
     def _print_partial(self, sweep: Any, options: SweepOptions, outputs: dict[str, Path]) -> None:
@@ -205,7 +230,9 @@ class Command(BaseCommand):
             users = _one_int(opts["users"], config["USERS"], "--users", 100_000)
             duration = parse_duration(opts["duration"] or config["DURATION"], "--duration", minimum=1)
             warmup = parse_duration(
-                opts["warmup"] if opts["warmup"] is not None else config["WARMUP"], "--warmup", allow_zero=True
+                opts["warmup"] if opts["warmup"] is not None else config["WARMUP"],
+                "--warmup",
+                allow_zero=True,
             )
             pool_timeout = parse_duration(opts["pool_timeout"] or config["POOL_TIMEOUT"], "--pool-timeout")
             spawn_rate = _number(opts["spawn_rate"], config["SPAWN_RATE"], "--spawn-rate", allow_zero=True)
@@ -218,12 +245,18 @@ class Command(BaseCommand):
             bind = _check_bind(opts["bind"] or config["BIND"])
             tolerance = _number(opts["tolerance"], 5, "--tolerance", allow_zero=True)
             if tolerance >= 100:
-                raise PlanError(f"--tolerance {opts['tolerance']!r} must be below 100 (percent of the best throughput)")
+                raise PlanError(
+                    f"--tolerance {opts['tolerance']!r} must be below 100 (percent of the best throughput)"
+                )
             db_cores = _one_int(opts["db_cores"], None, "--db-cores", 10_000)
             spindles = _one_int(opts["spindles"], 0, "--spindles", 10_000, allow_zero=True)
             gates = Gates(
-                fail_under_rps=_gate(opts["fail_under_rps"], "--fail-under-rps", "req/s, e.g. --fail-under-rps 500"),
-                max_failure_rate=_gate(opts["max_failure_rate"], "--max-failure-rate", "percent, e.g. 0.5", zero=True),
+                fail_under_rps=_gate(
+                    opts["fail_under_rps"], "--fail-under-rps", "req/s, e.g. --fail-under-rps 500"
+                ),
+                max_failure_rate=_gate(
+                    opts["max_failure_rate"], "--max-failure-rate", "percent, e.g. 0.5", zero=True
+                ),
                 max_p99_ms=_gate(opts["max_p99_ms"], "--max-p99-ms", "milliseconds, e.g. --max-p99-ms 250"),
             )
             if gates.max_failure_rate is not None and gates.max_failure_rate > 100:
@@ -242,14 +275,18 @@ class Command(BaseCommand):
                     "(or `locust --worker --processes N`) on the load machines instead"
                 )
             if opts.get("master_bind") and not expect_workers:
-                raise PlanError("--master-bind needs --expect-workers N (the number of Locust workers to wait for)")
+                raise PlanError(
+                    "--master-bind needs --expect-workers N (the number of Locust workers to wait for)"
+                )
             if expect_workers:
                 processes = 1
         except PlanError as exc:
             raise CommandError(str(exc)) from exc
         locustfile = Path(opts["locustfile"] or config["LOCUSTFILE"] or DEFAULT_LOCUSTFILE).resolve()
         if not locustfile.is_file():
-            raise CommandError(f"--locustfile {locustfile}: no such file; give the path of a Locust scenario (.py)")
+            raise CommandError(
+                f"--locustfile {locustfile}: no such file; give the path of a Locust scenario (.py)"
+            )
         embedded = bool(opts["embedded"] or config["EMBEDDED"])
         try:
             target = resolve(opts["database"], embedded=embedded)
@@ -353,7 +390,9 @@ def _one_int(value: Any, default: Any, option: str, maximum: int, *, allow_zero:
         return default
     text = str(value).strip()
     if not re.fullmatch(r"\+?[0-9]+", text):  # ASCII digits only: int() takes any script's
-        raise PlanError(f"{option} {value!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer")
+        raise PlanError(
+            f"{option} {value!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer"
+        )
     number = int(text) if len(text) <= 20 else maximum + 1  # int() refuses over 4300 digits
     if number < (0 if allow_zero else 1):
         raise PlanError(f"{option} {value!r} must be {'0 or more' if allow_zero else '1 or more'}")
@@ -369,8 +408,15 @@ def _gate(value: Any, option: str, unit: str, *, zero: bool = False) -> float | 
         number = float(str(value))
     except ValueError:
         raise PlanError(f"{option} {value!r} is not a number; give {unit}") from None
-    if number != number or number in (float("inf"), float("-inf")) or number < 0 or (number == 0 and not zero):
-        raise PlanError(f"{option} {value!r} must be a {'non-negative' if zero else 'positive'} number; give {unit}")
+    if (
+        number != number
+        or number in (float("inf"), float("-inf"))
+        or number < 0
+        or (number == 0 and not zero)
+    ):
+        raise PlanError(
+            f"{option} {value!r} must be a {'non-negative' if zero else 'positive'} number; give {unit}"
+        )
     return number
 
 
@@ -397,7 +443,9 @@ def parse_master_bind(value: str | None) -> tuple[str, int]:
     if not port_text:
         return host, DEFAULT_MASTER_PORT
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise PlanError(f"--master-bind {value!r}: port {port_text!r} is not a port number 1-65535; e.g. --master-bind 0.0.0.0:5557")
+        raise PlanError(
+            f"--master-bind {value!r}: port {port_text!r} is not a port number 1-65535; e.g. --master-bind 0.0.0.0:5557"
+        )
     return host, int(port_text)
 
 
