@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,10 @@ def resolve(alias: str, *, embedded: bool) -> Target:
 def start_embedded(target: Target, *, max_connections: int, on_status: Any = None) -> None:
     """Start an embedded PostgreSQL for ``target`` (pgserver), raised to ``max_connections``."""
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns on import when XDG_RUNTIME_DIR is unset (root, CI): noise for the user.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import pgserver
     except ImportError as exc:
         raise TargetError(
             "the embedded PostgreSQL needs pgserver, which is not installed; pip install 'poolbench[embedded]', "
