@@ -68,3 +68,17 @@ def run_manage(
         text=True,
         timeout=timeout,
     )
+
+
+def assert_refused(args: list[str], message: str) -> None:
+    """``manage.py poolbench ARGS`` fails with exactly ``message``, having written no row and started no process."""
+    from django.core.management import CommandError, call_command
+
+    from poolbench.models import Sweep, Trial
+
+    before = descendants()
+    with pytest.raises(CommandError) as info:
+        call_command("poolbench", *args)
+    assert str(info.value) == message
+    assert not Sweep.objects.exists() and not Trial.objects.exists()
+    assert descendants() <= before

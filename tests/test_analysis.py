@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from django.core.management import CommandError, call_command
 
 from poolbench import analysis
-from poolbench.models import Sweep, Trial
 from poolbench.serve import Timing, bucket
 from poolbench.stats import merge_histograms, merge_timing, percentile, percentiles
 
-from .conftest import descendants
+from .conftest import assert_refused
 
 
 @dataclass
@@ -217,12 +215,7 @@ def test_server_timing_histograms_merge_over_workers():
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(args, message):
-    before = descendants()
-    with pytest.raises(CommandError) as info:
-        call_command("poolbench", *args)
-    assert str(info.value) == message
-    assert not Sweep.objects.exists() and not Trial.objects.exists()
-    assert descendants() <= before
+    assert_refused(args, message)
 
 
 def test_no_size_meets_the_bar_when_all_fail():

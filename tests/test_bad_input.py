@@ -11,16 +11,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from poolbench.management.commands.poolbench import _number, _one_int
-from poolbench.models import Sweep, Trial
 from poolbench.plan import MAX_SIZE, PlanError, parse_duration, parse_sizes
 
-from .conftest import ROOT, descendants, run_manage
+from .conftest import ROOT, assert_refused, run_manage
 
 USE_DURATION = "use seconds like 10, 10s, 500ms or 2m"
 
@@ -90,12 +88,7 @@ def test_bad_argument_is_refused_before_anything_runs(args, message):
     assert len(BAD_ARGUMENTS) >= 20
     limit = _max_connections()
     expected = message.format(max_connections=limit, usable=limit - 5, root=ROOT)
-    before = descendants()
-    with pytest.raises(CommandError) as info:
-        call_command("poolbench", *args)
-    assert str(info.value) == expected
-    assert not Sweep.objects.exists() and not Trial.objects.exists()
-    assert descendants() <= before
+    assert_refused(args, expected)
 
 
 _USE_URL = "use postgres://USER@HOST:5432/NAME, mysql://USER@HOST:3306/NAME or sqlite:///PATH"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from poolbench.models import Sweep, Trial
+from poolbench.models import Sweep
 
-from .conftest import descendants
+from .conftest import assert_refused, descendants
 
 pytestmark = pytest.mark.django_db
 
@@ -44,12 +44,7 @@ pytestmark = pytest.mark.django_db
     ],
 )
 def test_bad_input_is_refused_before_anything_runs(args, message):
-    before = descendants()
-    with pytest.raises(CommandError) as info:
-        call_command("poolbench", *args)
-    assert str(info.value) == message
-    assert not Sweep.objects.exists() and not Trial.objects.exists()
-    assert descendants() <= before
+    assert_refused(args, message)
 
 
 def test_sqlite_alias_has_no_pool():
