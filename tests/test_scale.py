@@ -19,20 +19,10 @@ from poolbench.load import PLUGIN
 from poolbench.models import Sweep, Trial
 from poolbench.report import build_grid
 
-from .conftest import ROOT, descendants, stray_processes
+from .conftest import ROOT, descendants
 
 PHASES = Path(__file__).with_name("locustfiles") / "phases.py"
 SHORT = ["--duration", "2", "--warmup", "1", "--users", "12"]
-
-
-@pytest.fixture
-def no_stray_children():
-    """conftest's fixture, limited to this checkout: other checkouts run sweeps on the same machine."""
-    mine = str(ROOT)
-    before = set(stray_processes(mine))
-    yield
-    left = [p for p in stray_processes(mine) if p not in before]
-    assert not left, f"child processes left running: {left}"
 
 
 @pytest.mark.django_db
