@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -126,15 +125,6 @@ def stop_all() -> None:
 def live() -> list[subprocess.Popen[Any]]:
     """The children started by spawn() that have not been stopped yet."""
     return [p for p in _LIVE if p.poll() is None]
-
-
-def wait_for_exit(proc: subprocess.Popen[Any], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return True
-        time.sleep(0.05)
-    return proc.poll() is not None
 
 
 def tail(path: str | os.PathLike[str], lines: int = 30) -> str:

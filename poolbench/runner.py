@@ -757,7 +757,7 @@ def run_trial(
                 ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
                 options.pending_load = start_load(options.load, ahead)
             t_stats = time.monotonic()
-            _collect(trial, output, server, db_sampler, cpu, options)
+            _collect(trial, spec, output, server, db_sampler, cpu, options)
             trial.overhead["stats_s"] = round(time.monotonic() - t_stats, 3)
             trial.status = Trial.Status.OK
             measured_all = True
@@ -777,7 +777,7 @@ def run_trial(
             else:
                 trial.status = Trial.Status.INTERRUPTED
                 trial.error_text = INTERRUPTED_TRIAL
-                _keep_partial(trial, getattr(exc, "partial", None), server, db_sampler, cpu, options)
+                _keep_partial(trial, spec, getattr(exc, "partial", None), server, db_sampler, cpu, options)
         raise
     except Exception as exc:
         # Anything else still leaves a finished row behind it (then stops the sweep).
@@ -841,6 +841,7 @@ def check_pages(server: TrialServer, load: LoadSettings) -> list[str]:
 
 def _collect(
     trial: Trial,
+    spec: TrialSpec,
     output: dict[str, Any],
     server: TrialServer,
     db_sampler: DatabaseConnections | None,
@@ -868,10 +869,9 @@ def _collect(
         trial.cpu = cpu.result()
         trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
     reasons = analysis.load_bound_reasons(
-        # One connection per server thread at most: a pool larger than the threads is never full,
-        # whatever the load, so only the connections the threads can hold need users.
-        trial.cpu or {}, output, users=options.load.users,
-        connections=min(trial.max_db_connections or 0, trial.workers * trial.threads),
+        # A pool larger than the server's threads is never full, whatever the load: only the
+        # connections the threads can hold need users.
+        trial.cpu or {}, output, users=options.load.users, connections=spec.usable_connections,
         processes=options.load.processes,
     )  # fmt: skip
     trial.load_bound = bool(reasons)
@@ -886,6 +886,7 @@ def _collect(
 
 def _keep_partial(
     trial: Trial,
+    spec: TrialSpec,
     output: dict[str, Any] | None,
     server: TrialServer,
     db_sampler: DatabaseConnections | None,
@@ -900,7 +901,7 @@ def _keep_partial(
         trial.notes.append("interrupted during the warm-up: nothing was measured")
         return
     try:
-        _collect(trial, output, server, db_sampler, cpu, options)
+        _collect(trial, spec, output, server, db_sampler, cpu, options)
     except (ServerError, OSError, ValueError) as exc:
         # The server may be gone already; Locust's figures are still worth keeping.
         for name, value in stats.summarize(output).items():
