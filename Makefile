@@ -10,8 +10,9 @@ setup:
 sweep: setup
 	$(PY) manage.py poolbench --sizes $(SIZES)
 
+# Every environment of tox.ini (Python 3.11 + Django 5.2, Python 3.12 + Django 6.1); ARGS go to tox.
 test: setup
-	$(PY) -m pytest
+	bash scripts/test.sh $(ARGS)
 
 bench: setup
 	$(PY) benchmarks/overhead.py && $(PY) benchmarks/fidelity.py && $(PY) benchmarks/concurrency.py

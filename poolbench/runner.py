@@ -27,7 +27,15 @@ from .plan import MAX_SIZE, Plan, TrialSpec
 from .serve import MEASURE_MARK
 from .server import ServerError, TrialServer, base_env
 from .site import LoginSession, create_login_session
-from .targets import Target, TargetError, describe, probe_ready, redact, start_embedded
+from .targets import (
+    Target,
+    TargetError,
+    connection_failure,
+    describe,
+    probe_ready,
+    redact,
+    start_embedded,
+)
 
 Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
 
@@ -92,14 +100,12 @@ def prepare(options: SweepOptions, report: Reporter = _quiet) -> None:
     given, before it starts.
     """
     results_db = connections[DEFAULT_DB_ALIAS]
+    what = f"the results database '{DEFAULT_DB_ALIAS}' ({describe(results_db.settings_dict)})"
     try:
+        results_db.ensure_connection()
         tables = results_db.introspection.table_names()
-    except DatabaseError as exc:
-        raise SweepError(
-            f"cannot connect to the results database '{DEFAULT_DB_ALIAS}' "
-            f"({describe(results_db.settings_dict)}): "
-            f"{redact(' '.join(str(exc).split()))}. Start the server or fix DATABASES / DATABASE_URL"
-        ) from exc
+    except Exception as exc:
+        raise SweepError(redact(connection_failure(results_db, exc, what))) from exc
     missing_tables = Sweep._meta.db_table not in tables or Trial._meta.db_table not in tables
     if missing_tables and not options.migrate:
         raise SweepError(

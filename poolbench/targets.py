@@ -13,8 +13,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,49 @@ def describe(db: dict[str, Any]) -> str:
     if port:
         netloc += f":{port}"
     return f"{vendor}://{netloc}/{name}"
+
+
+def connect(conn: Any, what: str) -> None:
+    """Open ``conn``, or raise TargetError saying which step failed (see :func:`connection_failure`)."""
+    try:
+        conn.ensure_connection()
+    except Exception as exc:
+        raise TargetError(connection_failure(conn, exc, what) + ".") from exc
+
+
+def connection_failure(conn: Any, exc: BaseException, what: str) -> str:
+    """Why opening ``conn`` (to ``what``) failed, with the fix.
+
+    Django opens the connection, then runs the site's ``connection_created`` receivers on it. When the
+    connection itself fails, the fix is the server or the settings; when a receiver (or the
+    connection's set-up) fails after that, the database is up and the fix is in that code.
+    """
+    reason = " ".join(str(exc).split())
+    if conn.connection is None:
+        return f"cannot connect to {what}: {reason}. Start the server or fix DATABASES / DATABASE_URL"
+    receiver = failing_receiver(exc)
+    step = f"the site's connection_created receiver {receiver}" if receiver else "setting up the connection"
+    return (
+        f"connected to {what}, but then {step} raised {type(exc).__name__}: {reason}. "
+        "The database is up: fix that code or the settings it reads"
+    )
+
+
+def failing_receiver(exc: BaseException) -> str:
+    """``module.function`` of the signal receiver an exception came out of, or ''."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for outer, inner in zip(frames, frames[1:], strict=False):
+        if outer.filename.endswith(os.path.join("django", "dispatch", "dispatcher.py")):
+            module = _module_of(inner.filename)
+            return f"{module}.{inner.name}" if module else f"{inner.name} ({inner.filename})"
+    return ""
+
+
+def _module_of(filename: str) -> str:
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return ""
 
 
 @dataclass
@@ -91,15 +136,24 @@ class Target:
         return db
 
     def harness_connection(self) -> Any:
-        """A new, unshared DatabaseWrapper for the target; the caller closes it."""
+        """A new DatabaseWrapper for the target, set as this thread's ``connections[HARNESS_ALIAS]``.
+
+        The site's ``connection_created`` receivers run when it connects, and some look the connection
+        up by alias (``django.contrib.postgres`` does ``connections[connection.alias]``): they find this
+        very wrapper and use its connection rather than open another. The alias is not added to
+        ``connections.settings``, so ``connections.all()`` (and the site's code that walks it) never
+        sees it. The caller closes it.
+        """
         handler = ConnectionHandler({"default": {}, HARNESS_ALIAS: self.harness_settings()})
-        return handler.create_connection(HARNESS_ALIAS)
+        conn = handler.create_connection(HARNESS_ALIAS)
+        connections[HARNESS_ALIAS] = conn
+        return conn
 
     def inspect(self) -> None:
         """Connect once: fail early with the fix if the database cannot be reached; read version and limits."""
         conn = self.harness_connection()
         try:
-            conn.ensure_connection()
+            connect(conn, f"the database of alias '{self.alias}' ({self.url})")
             with conn.cursor() as cur:
                 if self.vendor == "postgresql":
                     cur.execute("SHOW server_version")
@@ -110,11 +164,6 @@ class Target:
                     self.version = cur.fetchone()[0]
                     cur.execute("SELECT @@max_connections")
                 self.max_connections = int(cur.fetchone()[0])
-        except Exception as exc:
-            raise TargetError(
-                f"cannot connect to the database of alias '{self.alias}' ({self.url}): "
-                f"{' '.join(str(exc).split())}. Start the server or fix DATABASES / DATABASE_URL."
-            ) from exc
         finally:
             conn.close()
 

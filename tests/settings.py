@@ -28,3 +28,7 @@ DATABASES["mysql"]["TEST"] = {"NAME": f"test_poolbench_{_suffix}", "CHARSET": "u
 
 POOLBENCH = {"MIGRATE": False, "EMBEDDED": False}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Most PostgreSQL sites have it; its connection_created receiver looks every connection up by alias
+# in django.db.connections, so every connection poolbench opens must be registered there.
+INSTALLED_APPS = [*INSTALLED_APPS, "django.contrib.postgres"]  # noqa: F405

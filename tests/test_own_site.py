@@ -57,7 +57,11 @@ def _pip(venv: Path, *args: str) -> None:
 @pytest.fixture(scope="session")
 def site_venv(request: pytest.FixtureRequest) -> Path:
     """A venv holding poolbench installed from this checkout with pip (not editable)."""
-    venv = Path(request.config.cache.mkdir(f"poolbench-site-venv-{_digest([ROOT / 'pyproject.toml'])}"))
+    # One venv per interpreter: tox runs this suite on several Pythons with one cache directory.
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    venv = Path(
+        request.config.cache.mkdir(f"poolbench-site-venv-{python}-{_digest([ROOT / 'pyproject.toml'])}")
+    )
     sources = [p for p in (ROOT / "poolbench").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     source_key = _digest([*sources, ROOT / "pyproject.toml"])
     marker = venv / "poolbench-source"

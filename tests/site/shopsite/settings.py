@@ -1,13 +1,17 @@
 """Settings of "shop", a small independent site used to test poolbench as its users would.
 
 It is deliberately unlike poolbench's demo project: its own settings module, a custom
-WSGI_APPLICATION and middleware, CONN_MAX_AGE set, ALLOWED_HOSTS without localhost, DEBUG off and
+WSGI_APPLICATION and middleware, django.contrib.postgres and a connection_created receiver of its own
+that looks its connection up in django.db.connections, DATABASES from a URL (dj-database-url style)
+with conn_max_age and extra OPTIONS, ALLOWED_HOSTS without localhost, DEBUG off and
 ManifestStaticFilesStorage with no collectstatic run. The live settings (settings_live.py) add the
 database; this base module alone points at a database that does not exist.
 """
 
 import os
 from pathlib import Path
+
+import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "books",
     "poolbench",
 ]
@@ -56,16 +61,14 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": "shop_base_settings_have_no_database",
-        "USER": os.environ.get("SHOP_DB_USER", "root"),
-        "HOST": os.environ.get("SHOP_DB_HOST", "127.0.0.1"),
-        "PORT": os.environ.get("SHOP_DB_PORT", "5432"),
-        "CONN_MAX_AGE": 60,
-    }
-}
+# The way many sites configure their database: one URL, with persistent connections and extra
+# connection OPTIONS in its query string (the books views check that both reach the trial server).
+DATABASE_URL = (
+    f"postgres://{os.environ.get('SHOP_DB_USER', 'root')}@{os.environ.get('SHOP_DB_HOST', '127.0.0.1')}:"
+    f"{os.environ.get('SHOP_DB_PORT', '5432')}/{os.environ.get('SHOP_DB_NAME', 'shop_base_settings_have_no_database')}"
+    "?conn_max_age=60&sslmode=disable&options=-c%20search_path%3Dshop,public"
+)
+DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True

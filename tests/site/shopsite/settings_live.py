@@ -5,7 +5,8 @@ import os
 from .settings import *  # noqa: F403
 
 SHOP_FLAVOUR = "live"
-DATABASES["default"]["NAME"] = os.environ["SHOP_DB_NAME"]  # noqa: F405
+if "SHOP_DB_NAME" not in os.environ:
+    raise RuntimeError("the live settings need SHOP_DB_NAME")
 # Production-style: behind a TLS proxy, plain HTTP is redirected to https.
 SECURE_SSL_REDIRECT = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
