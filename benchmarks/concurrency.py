@@ -36,11 +36,12 @@ def main() -> None:
     setup_django(args.database_url)
     from tabulate import tabulate
 
-    from poolbench import children, stats
     from poolbench.conf import get_config
-    from poolbench.load import run_load
-    from poolbench.runner import prepare, trial_config
-    from poolbench.server import TrialServer
+    from poolbench.measure import stats
+    from poolbench.sweep import children
+    from poolbench.sweep.load import run_load
+    from poolbench.sweep.run import prepare, trial_config
+    from poolbench.sweep.server import TrialServer
 
     config = get_config()
     sizes = args.sizes or ",".join(map(str, config["SIZES"]))

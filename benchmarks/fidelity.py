@@ -57,11 +57,12 @@ def main() -> None:
     )
     args = p.parse_args()
     setup_django(args.database_url)
-    from poolbench import children, stats
     from poolbench.conf import get_config
-    from poolbench.load import run_load
-    from poolbench.runner import prepare, trial_config
-    from poolbench.server import TrialServer
+    from poolbench.measure import stats
+    from poolbench.sweep import children
+    from poolbench.sweep.load import run_load
+    from poolbench.sweep.run import prepare, trial_config
+    from poolbench.sweep.server import TrialServer
 
     size = args.size or str(max(get_config()["SIZES"]))
     options = build_options(

@@ -18,8 +18,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import export
-from .models import Sweep, Trial
+from poolbench.models import Sweep, Trial
+from poolbench.results import export
 
 
 class ReadOnlyMixin:

@@ -103,7 +103,7 @@ def trial_database(
 ) -> dict[str, Any]:
     """The DATABASES entry for one trial: the alias's own settings with this trial's connection mode.
 
-    ``spec`` is a :class:`poolbench.plan.TrialSpec`; ``application_name`` tags the trial's PostgreSQL
+    ``spec`` is a :class:`poolbench.sweep.plan.TrialSpec`; ``application_name`` tags the trial's PostgreSQL
     connections.
     """
     db = copy.deepcopy(base)

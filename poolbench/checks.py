@@ -8,12 +8,12 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 
-from . import backends
+from poolbench import backends
 
 
 @checks.register(checks.Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .conf import get_config
+    from poolbench.conf import get_config
 
     try:
         get_config()
@@ -31,7 +31,7 @@ def check_databases(
     """E002/W002: psycopg pool missing; E003/W003: MySQL pool missing; W001: a backend with no pool."""
     from django.conf import settings
 
-    from .conf import get_config
+    from poolbench.conf import get_config
 
     messages: list[checks.CheckMessage] = []
     try:

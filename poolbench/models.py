@@ -120,6 +120,6 @@ class Trial(models.Model):
 
     @property
     def label(self) -> str:
-        from .backends import config_label
+        from poolbench.backends import config_label
 
         return config_label(self.mode, self.pool_size, self.max_overflow, self.conn_max_age)

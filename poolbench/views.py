@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 
-from .models import Probe
+from poolbench.models import Probe
 
 # A statement of its own, not a column of the probe's SELECT: a per-row sleep would not run at all
 # when the table is empty (a test database flushed between tests, a row deleted by hand).

@@ -30,7 +30,9 @@ def stray_processes(pattern: str = "", tag: str | None = None) -> list[str]:
     out = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(proc.info.get("cmdline") or [])
-        if not ("poolbench.serve:application" in cmd or "poolbench-out" in cmd or "poolbench-pg-" in cmd):
+        if not (
+            "poolbench.server.wsgi:application" in cmd or "poolbench-out" in cmd or "poolbench-pg-" in cmd
+        ):
             continue
         if pattern not in cmd:
             continue

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from poolbench import analysis
-from poolbench.serve import Timing, bucket
-from poolbench.stats import merge_histograms, merge_timing, percentile, percentiles
+from poolbench.measure.stats import merge_histograms, merge_timing, percentile, percentiles
+from poolbench.results import analysis
+from poolbench.server.wsgi import Timing, bucket
 
 from .conftest import assert_refused
 
@@ -219,7 +219,7 @@ def test_bad_input_is_refused_before_anything_runs(args, message):
 
 
 def test_no_size_meets_the_bar_when_all_fail():
-    from poolbench.analysis import SizeSummary, recommend
+    from poolbench.results.analysis import SizeSummary, recommend
 
     size, reason = recommend(
         [SizeSummary(size=2, rps=100, p99_ms=50, failures=3, trials=1), SizeSummary(4, 104, 40, 7, 1)]

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from poolbench.management.commands.poolbench import _number, _one_int
-from poolbench.plan import MAX_SIZE, PlanError, parse_duration, parse_sizes
+from poolbench.sweep.plan import MAX_SIZE, PlanError, parse_duration, parse_sizes
 
 from .conftest import ROOT, assert_refused, run_manage
 

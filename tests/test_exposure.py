@@ -18,9 +18,9 @@ from django.test import Client
 
 from poolbench.conf import DEFAULTS
 from poolbench.management.commands.poolbench import Command, _command_line
-from poolbench.runner import trial_config
-from poolbench.server import TrialServer
-from poolbench.targets import redact
+from poolbench.sweep.run import trial_config
+from poolbench.sweep.server import TrialServer
+from poolbench.sweep.targets import redact
 
 from .conftest import descendants
 from .live import LiveManage, drop_role, own_children_left, pg_admin, pg_url, scratch_database
@@ -29,7 +29,7 @@ SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 
 
 def test_the_site_itself_has_no_poolbench_endpoints():
-    import poolbench.serve
+    import poolbench.server.wsgi
     from project.wsgi import application
 
     client = Client()
@@ -38,9 +38,9 @@ def test_the_site_itself_has_no_poolbench_endpoints():
     # The site's own WSGI app is Django's, untouched; poolbench's wrapper is only built inside a
     # trial server (it needs the trial file that only `manage.py poolbench` writes).
     assert type(application).__name__ == "WSGIHandler"
-    assert poolbench.serve.application is None
+    assert poolbench.server.wsgi.application is None
     with pytest.raises(RuntimeError, match="is started by `manage.py poolbench` only"):
-        poolbench.serve._load_config()
+        poolbench.server.wsgi._load_config()
 
 
 @pytest.mark.postgres

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from poolbench.models import Sweep, Trial
-from poolbench.server import ServerError, TrialServer
+from poolbench.sweep.server import ServerError, TrialServer
 
 from .conftest import descendants, run_manage
 from .live import (

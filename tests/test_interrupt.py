@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from poolbench import children
+from poolbench.sweep import children
 
 from .live import LiveManage, TerminalManage, pg_url, processes_mentioning, scratch_database
 

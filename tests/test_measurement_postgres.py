@@ -17,8 +17,8 @@ import psutil
 import pytest
 from django.core.management import CommandError, call_command
 
-from poolbench import analysis
 from poolbench.models import Sweep, Trial
+from poolbench.results import analysis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -138,7 +138,7 @@ def test_warmup_excluded_repeats_summarised_and_too_few_users_flagged(no_stray_c
 
 
 def analysis_percentile(hist: dict[int, int], fraction: float) -> float:
-    from poolbench.stats import percentile
+    from poolbench.measure.stats import percentile
 
     return percentile(hist, fraction)
 

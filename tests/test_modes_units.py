@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy.exc
 from django.db import utils
 
-from poolbench import backends, stats
-from poolbench.observe import summarize_connections
-from poolbench.plan import PlanError, build_plan, parse_modes
-from poolbench.serve import error_text, is_pool_timeout
+from poolbench import backends
+from poolbench.measure import stats
+from poolbench.measure.samplers import summarize_connections
+from poolbench.server.wsgi import error_text, is_pool_timeout
+from poolbench.sweep.plan import PlanError, build_plan, parse_modes
 
 
 def test_labels_name_the_mode():
@@ -147,7 +148,7 @@ def test_error_text_names_the_pool_exception():
 
 @pytest.mark.django_db
 def test_chart_of_a_sweep_comparing_pooled_modes_draws_one_series_per_mode():
-    from poolbench import charts, export
+    from poolbench.results import charts, export
 
     from .sample_sweeps import make_sweep
 

@@ -154,7 +154,7 @@ import json, poolbench
 from django.test import Client
 from django.templatetags.static import static
 from django.urls import Resolver404, resolve
-from poolbench.site import trial_overrides
+from poolbench.sweep.site import trial_overrides
 out = {"poolbench": poolbench.__file__}
 try:
     resolve("/__poolbench__/ping"); out["resolves"] = True

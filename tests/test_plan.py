@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from poolbench import stats
-from poolbench.plan import PlanError, build_plan, parse_duration, parse_sizes
+from poolbench.measure import stats
+from poolbench.sweep.plan import PlanError, build_plan, parse_duration, parse_sizes
 
 
 def test_parse_sizes_keeps_order():

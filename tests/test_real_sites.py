@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.db.backends.signals import connection_created
 
+from poolbench.measure.samplers import DatabaseConnections
 from poolbench.models import Sweep
-from poolbench.observe import DatabaseConnections
-from poolbench.targets import HARNESS_ALIAS, TargetError, resolve
+from poolbench.sweep.targets import HARNESS_ALIAS, TargetError, resolve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

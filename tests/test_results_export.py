@@ -12,8 +12,8 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from poolbench import export
 from poolbench.models import Sweep, Trial
+from poolbench.results import export
 
 from .conftest import descendants
 from .sample_sweeps import make_sweep, typical_sweep

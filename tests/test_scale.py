@@ -14,10 +14,10 @@ import psutil
 import pytest
 from django.core.management import CommandError, call_command
 
-from poolbench.heatmap import grid_svg
-from poolbench.load import PLUGIN
 from poolbench.models import Sweep, Trial
-from poolbench.report import build_grid
+from poolbench.results.heatmap import grid_svg
+from poolbench.results.tables import build_grid
+from poolbench.sweep.load import PLUGIN
 
 from .conftest import ROOT, descendants
 
@@ -224,7 +224,7 @@ def test_a_sweep_without_the_fork_server_starts_gunicorn_itself(no_stray_childre
             seen.extend(" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
 
     from poolbench.management.commands.poolbench import Command
-    from poolbench.runner import run_sweep
+    from poolbench.sweep.run import run_sweep
 
     cmd = Command()
     opts = vars(
@@ -233,5 +233,5 @@ def test_a_sweep_without_the_fork_server_starts_gunicorn_itself(no_stray_childre
     sweep = run_sweep(cmd.build_options(opts), spy)
     trial = sweep.trials.get()
     assert trial.status == Trial.Status.OK and trial.requests > 0
-    assert any("-m gunicorn poolbench.serve:application" in line for line in seen)
-    assert not any("poolbench.forkserver" in line and str(ROOT) in line for line in seen)
+    assert any("-m gunicorn poolbench.server.wsgi:application" in line for line in seen)
+    assert not any("poolbench.sweep.forkserver" in line and str(ROOT) in line for line in seen)

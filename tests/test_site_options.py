@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from poolbench import checks
 from poolbench.models import Sweep, Trial
-from poolbench.plan import parse_paths
+from poolbench.sweep.plan import parse_paths
 
 from .conftest import assert_refused, descendants
 
@@ -194,7 +194,7 @@ MANIFEST_STORAGES = {
 
 
 def test_trial_overrides_follow_the_sites_settings(tmp_path):
-    from poolbench.site import trial_overrides
+    from poolbench.sweep.site import trial_overrides
 
     with override_settings(DEBUG=False, STORAGES=MANIFEST_STORAGES, STATIC_ROOT=str(tmp_path)):
         assert list(trial_overrides()) == ["static_storage"]  # no manifest: collectstatic never ran
@@ -211,10 +211,10 @@ def test_trial_overrides_follow_the_sites_settings(tmp_path):
     [(None, ["pool"], True), (60, ["queuepool"], True), (0, ["pool"], False), (60, ["persistent"], False)],
 )
 def test_conn_max_age_change_is_said_for_pooled_trials_only(age, modes, said):
-    from poolbench.load import LoadSettings
-    from poolbench.plan import build_plan
-    from poolbench.runner import SweepOptions, site_changes
-    from poolbench.targets import Target
+    from poolbench.sweep.load import LoadSettings
+    from poolbench.sweep.plan import build_plan
+    from poolbench.sweep.run import SweepOptions, site_changes
+    from poolbench.sweep.targets import Target
 
     options = SweepOptions(
         plan=build_plan(sizes=[2], modes=modes, workers=[1], threads=[4]),

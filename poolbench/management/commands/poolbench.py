@@ -14,12 +14,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from poolbench import backends, children, export
-from poolbench.analysis import Gates
+from poolbench import backends
 from poolbench.backends import POOLED_MODES
 from poolbench.conf import default_workers, get_config
-from poolbench.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
-from poolbench.plan import (
+from poolbench.results import export
+from poolbench.results.analysis import Gates
+from poolbench.results.summary import gate_breaches
+from poolbench.results.tables import full_report, trials_table
+from poolbench.sweep import children
+from poolbench.sweep.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
+from poolbench.sweep.plan import (
     MAX_THREADS,
     MAX_WORKERS,
     PlanError,
@@ -30,10 +34,9 @@ from poolbench.plan import (
     parse_paths,
     parse_sizes,
 )
-from poolbench.report import full_report, trials_table
-from poolbench.runner import SweepError, SweepOptions, run_sweep
-from poolbench.site import SiteError, find_login_user, trial_overrides
-from poolbench.targets import TargetError, redact, resolve
+from poolbench.sweep.run import SweepError, SweepOptions, run_sweep
+from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
+from poolbench.sweep.targets import TargetError, redact, resolve
 
 
 class Command(BaseCommand):
@@ -175,11 +178,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Wrote the {fmt.upper()} report of sweep #{sweep.pk} to {path}")
         if sweep.status == sweep.Status.FAILED:
             raise CommandError(f"Every trial of sweep #{sweep.pk} failed; see the errors above.")
-        gates = sweep.options.get("gates", {})
-        if gates.get("breaches"):
+        size, breaches = gate_breaches(sweep)
+        if breaches:
             raise CommandError(
-                f"Gate failed for sweep #{sweep.pk} at pool size {gates.get('size')}: "
-                + "; ".join(gates["breaches"])
+                f"Gate failed for sweep #{sweep.pk} at pool size {size}: " + "; ".join(breaches)
             )
 
     def _print_partial(self, sweep: Any, options: SweepOptions, outputs: dict[str, Path]) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from poolbench import export
 from poolbench.models import Sweep
+from poolbench.results import export
 
 
 class Command(BaseCommand):

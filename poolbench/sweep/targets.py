@@ -26,7 +26,7 @@ from urllib.parse import quote
 from django.db import connections
 from django.db.utils import ConnectionHandler
 
-from . import backends
+from poolbench import backends
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Target:
             conn.close()
 
     def close(self) -> None:
-        from .children import shielded
+        from poolbench.sweep.children import shielded
 
         # Runs while the command is being interrupted: a second Ctrl-C must not cut it short.
         with shielded(reraise=False):

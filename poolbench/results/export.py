@@ -20,9 +20,10 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from . import __version__, charts
-from .models import Sweep
-from .report import sweep_summary, trials_table
+from poolbench import __version__
+from poolbench.models import Sweep
+from poolbench.results import charts
+from poolbench.results.tables import sweep_summary, trials_table
 
 FORMATS = ("table", "csv", "json", "html")
 

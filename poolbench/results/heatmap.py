@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from .models import Trial
-from .report import build_grid
+from poolbench.models import Trial
+from poolbench.results.tables import build_grid
 
 CELL_W, CELL_H = 118, 44
 LEFT, TOP = 120, 52

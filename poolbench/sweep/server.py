@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import children
-from .serve import CONFIG_ENV, WRITE_INTERVAL
+from poolbench import wire
+from poolbench.sweep import children
+from poolbench.wire import CONFIG_ENV, PREFIX, TOKEN_HEADER, WRITE_INTERVAL
 
 
 class ServerError(RuntimeError):
@@ -106,11 +107,11 @@ class TrialServer:
         try:
             if self.forkserver is not None and self.forkserver.alive:
                 self.proc = self.forkserver.spawn(
-                    ["poolbench.serve:application", "--bind", "fd://{fd}", *options],
+                    [wire.SERVER_APP, "--bind", "fd://{fd}", *options],
                     {CONFIG_ENV: str(config_path)}, sock.fileno(), str(self.log_path),
                 )  # fmt: skip
             else:
-                args = [sys.executable, "-m", "gunicorn", "poolbench.serve:application"]
+                args = [sys.executable, "-m", "gunicorn", wire.SERVER_APP]
                 args += ["--bind", f"fd://{sock.fileno()}", *options]
                 with open(self.log_path, "ab") as log:
                     self.proc = children.spawn(
@@ -137,7 +138,7 @@ class TrialServer:
                     children.tail(self.log_path, 40),
                 )
             try:
-                if self.request("/__poolbench__/ping", timeout=1.0)[0] == 200:
+                if self.request(f"{PREFIX}ping", timeout=1.0)[0] == 200:
                     return
             except (OSError, http.client.HTTPException):
                 pass
@@ -177,7 +178,7 @@ class TrialServer:
             # A busy worker may drop a connection right after the load stops; ask again.
             try:
                 status, body = self.request(
-                    "/__poolbench__/stats", timeout=10.0, headers={"X-Poolbench-Token": self.config["token"]}
+                    f"{PREFIX}stats", timeout=10.0, headers={TOKEN_HEADER: self.config["token"]}
                 )
                 break
             except (OSError, http.client.HTTPException) as exc:

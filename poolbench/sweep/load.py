@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import children
-from .serve import MEASURE_MARK
-from .targets import known_passwords
+from poolbench.sweep import children
+from poolbench.sweep.targets import known_passwords
+from poolbench.wire import MEASURE_MARK
 
-PLUGIN = Path(__file__).with_name("locust_plugin.py")
-DEFAULT_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOADGEN = Path(__file__).resolve().parent.parent / "loadgen"
+PLUGIN = LOADGEN / "plugin.py"
+DEFAULT_LOCUSTFILE = LOADGEN / "locustfile.py"
 
 
 class LoadError(RuntimeError):

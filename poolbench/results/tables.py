@@ -8,8 +8,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from . import analysis
-from .models import Sweep, Trial
+from poolbench.models import Sweep, Trial
+from poolbench.results import analysis
+from poolbench.wire import PREFIX
 
 # "db peak"/"db mean": the trial server's connections as the database server counted them (peak over the
 # trial, mean over the measured window); see observe.DatabaseConnections.
@@ -116,9 +117,7 @@ def endpoints_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
 
 def shows_pages(trials: Iterable[Trial]) -> bool:
     """Whether the trials loaded the site's own pages (not just poolbench's probe)."""
-    return any(
-        not str(e.get("name", "")).startswith("/__poolbench__/") for t in trials for e in t.endpoints or []
-    )
+    return any(not str(e.get("name", "")).startswith(PREFIX) for t in trials for e in t.endpoints or [])
 
 
 def sizes_table(summaries: Sequence[analysis.SizeSummary], tablefmt: str = "simple") -> str:

@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .backends import MODES, POOLED_MODES, config_label
+from poolbench.backends import MODES, POOLED_MODES, config_label
 
 MAX_SIZE = 10_000
 MAX_WORKERS = 64

@@ -2,7 +2,7 @@
 few settings the trial server must change so that the site's pages answer there.
 
 Everything here runs in the command's process. The settings changes themselves are applied by
-``serve.py`` in the trial server only: the site's settings files are never touched.
+``poolbench.server.overrides`` in the trial server only: the site's settings files are never touched.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-PLAIN_STATIC_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStorage"
+from poolbench.wire import OVERRIDE_SSL_REDIRECT, OVERRIDE_STATIC_STORAGE, PLAIN_STATIC_STORAGE
 
 
 class SiteError(RuntimeError):
@@ -103,18 +103,18 @@ def create_login_session(user: Any) -> LoginSession:
 def trial_overrides() -> dict[str, str]:
     """Settings the trial server changes for the site's pages to answer there: {name: why}.
 
-    ``serve.py`` applies each name; the reasons go into the output and every trial's notes.
+    ``poolbench.server.overrides`` applies each name; the reasons go into the output and every trial's notes.
     """
     overrides: dict[str, str] = {}
     if _manifest_missing():
         backend = settings.STORAGES["staticfiles"]["BACKEND"]
-        overrides["static_storage"] = (
+        overrides[OVERRIDE_STATIC_STORAGE] = (
             f"STORAGES['staticfiles'] uses {backend} with DEBUG=False but "
             "its manifest (collectstatic) is missing, so {% static %} would fail: the trial server uses "
             f"{PLAIN_STATIC_STORAGE} instead (static URLs without hashes)"
         )
     if getattr(settings, "SECURE_SSL_REDIRECT", False):
-        overrides["ssl_redirect"] = (
+        overrides[OVERRIDE_SSL_REDIRECT] = (
             "SECURE_SSL_REDIRECT=True would redirect every request to https, which the trial server does "
             "not speak: it is off in the trial server"
         )
@@ -143,13 +143,3 @@ def _manifest_missing() -> bool:
         return not storage.manifest_storage.exists(storage.manifest_name)
     except Exception:  # no STATIC_ROOT, unreadable directory...: no manifest either
         return True
-
-
-def apply_overrides(names: list[str]) -> None:
-    """Apply :func:`trial_overrides` in the trial server, before Django is set up. Never in the command."""
-    if "static_storage" in names:
-        storages = dict(getattr(settings, "STORAGES", {}) or {})
-        storages["staticfiles"] = {"BACKEND": PLAIN_STATIC_STORAGE}
-        settings.STORAGES = storages
-    if "ssl_redirect" in names:
-        settings.SECURE_SSL_REDIRECT = False

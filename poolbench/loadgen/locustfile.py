@@ -11,7 +11,9 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-PATHS = json.loads(os.environ.get("POOLBENCH_PATHS") or '[["/__poolbench__/probe", 1]]')
+from poolbench.wire import ERROR_HEADER, PREFIX
+
+PATHS = json.loads(os.environ.get("POOLBENCH_PATHS") or json.dumps([[f"{PREFIX}probe", 1]]))
 COOKIE = os.environ.get("POOLBENCH_COOKIE", "")
 _PATHS = [p for p, _ in PATHS]
 _WEIGHTS = [w for _, w in PATHS]
@@ -20,7 +22,7 @@ _WEIGHTS = [w for _, w in PATHS]
 def failure_message(status: int, headers, body: bytes | None, error) -> str:
     if not status:
         return f"connection error: {error}"
-    detail = (headers or {}).get("X-Poolbench-Error") if headers else None
+    detail = (headers or {}).get(ERROR_HEADER) if headers else None
     if not detail and body:
         try:
             detail = json.loads(body).get("error")

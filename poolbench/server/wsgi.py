@@ -1,10 +1,10 @@
-"""The WSGI entry point of a trial server: ``gunicorn poolbench.serve:application``.
+"""The WSGI entry point of a trial server: ``gunicorn poolbench.server.wsgi:application``.
 
 It runs in the child process only. Before Django starts it applies the trial's settings (the
 alias's DATABASES entry for this trial's pool, 127.0.0.1 in ALLOWED_HOSTS, and the overrides of
 ``site.trial_overrides()`` such as plain static storage when the manifest is missing), loads the site's
 own WSGI application (WSGI_APPLICATION, with its middleware) and puts poolbench's own endpoints
-in front of it, under /__poolbench__/. Nothing is mounted into the site's URLconf.
+in front of it, under ``wire.PREFIX`` (/__poolbench__/). Nothing is mounted into the site's URLconf.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import time
 from time import perf_counter
 from typing import Any
 
-PREFIX = "/__poolbench__/"
-CONFIG_ENV = "POOLBENCH_TRIAL_FILE"
-ERROR_HEADER = "X-Poolbench-Error"
-# Written by the Locust plugin into the trial's state directory when the warm-up ends: each worker
-# then starts its timing afresh, so "where the time goes" covers the measured window like Locust's figures.
-MEASURE_MARK = "measure-start"
-# Seconds between two writes of a worker's statistics: the harness waits this long after the load.
-WRITE_INTERVAL = 0.2
-TIMING_PARTS = ("acquire", "db", "app", "total")
+from poolbench.wire import (
+    CONFIG_ENV,
+    ERROR_HEADER,
+    MEASURE_MARK,
+    PREFIX,
+    TIMING_PARTS,
+    TOKEN_HEADER,
+    WRITE_INTERVAL,
+)
 
 
 def bucket(ms: float) -> str:
@@ -140,7 +140,7 @@ def _load_config() -> dict[str, Any]:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(
-            f"{CONFIG_ENV} is not set: poolbench.serve is started by `manage.py poolbench` only"
+            f"{CONFIG_ENV} is not set: poolbench.server.wsgi is started by `manage.py poolbench` only"
         )
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
@@ -156,7 +156,7 @@ def _apply_settings(config: dict[str, Any]) -> None:
             if host not in hosts:
                 hosts.append(host)
         settings.ALLOWED_HOSTS = hosts
-    from .site import apply_overrides
+    from poolbench.server.overrides import apply_overrides
 
     apply_overrides(config.get("overrides", []))
 
@@ -385,9 +385,9 @@ class PoolbenchApp:
         if name == "probe":
             return self._probe(environ, start_response)
         if name == "stats":
-            given = environ.get("HTTP_X_POOLBENCH_TOKEN", "").encode()
+            given = environ.get("HTTP_" + TOKEN_HEADER.upper().replace("-", "_"), "").encode()
             if not given or not hmac.compare_digest(given, self.token):
-                return _reply(start_response, 403, {"error": "missing or wrong X-Poolbench-Token"})
+                return _reply(start_response, 403, {"error": f"missing or wrong {TOKEN_HEADER}"})
             return _reply(start_response, 200, self.collector.aggregate())
         return _reply(start_response, 404, {"error": f"no such poolbench endpoint: {name}"})
 
@@ -395,7 +395,7 @@ class PoolbenchApp:
         from django.core import signals
         from django.core.handlers.wsgi import WSGIRequest
 
-        from .views import probe
+        from poolbench.views import probe
 
         signals.request_started.send(sender=self.__class__, environ=environ)
         response = None

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from statistics import mean, median, pstdev
 from typing import Any
 
-from .observe import LOAD_BOUND_CORES
+from poolbench.measure.samplers import LOAD_BOUND_CORES
 
 
 def rounding_step(ms: float) -> float:

@@ -18,16 +18,27 @@ from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.utils import timezone
 
-from . import __version__, analysis, backends, children, stats
-from .forkserver import ForkServer, ForkServerError
-from .load import LoadError, LoadSettings, WorkersMissing, run_load, start_load, worker_command
-from .models import Probe, Sweep, Trial
-from .observe import DatabaseConnections, ProcessCPU
-from .plan import MAX_SIZE, Plan, TrialSpec
-from .serve import MEASURE_MARK
-from .server import ServerError, TrialServer, base_env
-from .site import LoginSession, create_login_session
-from .targets import (
+from poolbench import __version__, backends
+from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
+from poolbench.models import Probe, Sweep, Trial
+from poolbench.results import analysis
+from poolbench.results.record import record_measurements, record_partial
+from poolbench.results.summary import finish_sweep, summarize, sweep_formula
+from poolbench.sweep import children
+from poolbench.sweep.forkserver import ForkServer, ForkServerError
+from poolbench.sweep.load import (
+    DEFAULT_LOCUSTFILE,
+    LoadError,
+    LoadSettings,
+    WorkersMissing,
+    run_load,
+    start_load,
+    worker_command,
+)
+from poolbench.sweep.plan import MAX_SIZE, Plan, TrialSpec
+from poolbench.sweep.server import ServerError, TrialServer, base_env
+from poolbench.sweep.site import LoginSession, create_login_session
+from poolbench.sweep.targets import (
     Target,
     TargetError,
     connection_failure,
@@ -36,13 +47,13 @@ from .targets import (
     redact,
     start_embedded,
 )
+from poolbench.wire import MEASURE_MARK, PREFIX
 
 Reporter = Callable[[str, str], None]  # (level, message); level: info | detail | warning | success
 
 
 # --sizes auto measures at most this many sizes (each --repeat times).
 AUTO_MAX_SIZES = 8
-_LOCAL_HOSTS = ("", "127.0.0.1", "localhost", "::1")
 
 
 class SweepError(RuntimeError):
@@ -81,11 +92,7 @@ class SweepOptions:
 
     @property
     def uses_probe(self) -> bool:
-        return (
-            not self.load.paths
-            and self.load.locustfile.name == "locustfile.py"
-            and (self.load.locustfile.parent == Path(__file__).parent)
-        )
+        return not self.load.paths and self.load.locustfile == DEFAULT_LOCUSTFILE
 
 
 def _quiet(level: str, message: str) -> None:
@@ -417,7 +424,7 @@ def _stop_sweep(sweep: Sweep, options: SweepOptions, status: str, message: str) 
     sweep.message = redact(" ".join(message.split()))[:2000]
     sweep.finished_at = timezone.now()
     try:
-        _summarize(sweep, options)
+        summarize(sweep, options)
     except Exception:  # the status matters more than the summary
         pass
     save_anyway(sweep)
@@ -443,25 +450,6 @@ def site_changes(options: SweepOptions) -> list[str]:
             "(a pool cannot be combined with persistent connections)",
         )
     return changes
-
-
-def formula_cores(options: SweepOptions) -> tuple[int, str]:
-    """The database host's core count for the formula, and where it came from."""
-    here = os.cpu_count() or 1
-    if options.db_cores:
-        return options.db_cores, "database host cores from --db-cores"
-    if options.target.embedded:
-        return here, "the embedded database runs on this machine"
-    host = str(options.target.database.get("HOST") or "")
-    if host in _LOCAL_HOSTS or host.startswith("/"):
-        return here, "the database runs on this machine"
-    return here, f"database host cores unknown: this machine's {here} assumed; pass --db-cores"
-
-
-def sweep_formula(options: SweepOptions) -> dict[str, Any]:
-    cores, source = formula_cores(options)
-    workers = min(s.workers for s in options.plan.specs)
-    return analysis.formula(cores, source, options.spindles, workers)
 
 
 def auto_max_size(options: SweepOptions, workers: int) -> int:
@@ -520,74 +508,6 @@ def _pool_min(template: TrialSpec, size: int) -> int | None:
     if template.mode != "pool" or template.pool_min is None:
         return template.pool_min
     return min(template.pool_min, size)
-
-
-def _summarize(sweep: Sweep, options: SweepOptions) -> None:
-    """Best and recommended size per pooled mode (sizes of different modes are not comparable); the
-    sweep's own fields hold the first pooled mode's, ``options['by_mode']`` every mode's."""
-    trials = list(sweep.trials.all())
-    modes = list(dict.fromkeys(s.mode for s in options.plan.specs))
-    by_mode: dict[str, Any] = {}
-    texts = []
-    first = True
-    for mode in modes:
-        mine = [t for t in trials if t.mode == mode]
-        ok = [t for t in mine if t.status == Trial.Status.OK]
-        if mode not in backends.POOLED_MODES:
-            if ok:
-                best = max(ok, key=lambda t: t.rps)
-                by_mode[mode] = {"best_rps": round(best.rps, 2), "failures": sum(t.failures for t in ok)}
-            continue
-        summaries = analysis.by_size(mine)
-        entry: dict[str, Any] = {}
-        if summaries:
-            best = max(summaries, key=lambda s: s.rps)
-            entry.update(best_size=best.size, best_rps=round(best.rps, 2))
-        size, text = analysis.recommend(summaries, options.tolerance)
-        entry.update(recommended_size=size, recommendation=text)
-        by_mode[mode] = entry
-        if first:
-            sweep.best_size, sweep.best_rps = entry.get("best_size"), entry.get("best_rps")
-            sweep.recommended_size = size
-            first = False
-        texts.append(text)
-    pooled = [m for m in modes if m in backends.POOLED_MODES]
-    if len(pooled) > 1:
-        sweep.recommendation = " ".join(f"{m}: {by_mode[m]['recommendation']}" for m in pooled)
-    elif pooled:
-        sweep.recommendation = texts[0]
-    else:
-        sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
-    sweep.options = {**sweep.options, "by_mode": by_mode}
-    # By size (median and spread over --repeat), the formula and the CI gates, judged on the size
-    # recommended for the first pooled mode (or its best size when nothing is recommended).
-    summaries = analysis.by_size(trials)
-    first_mode = pooled[0] if pooled else None
-    gate_trials = [t for t in trials if t.mode == first_mode] if first_mode else trials
-    gate_size = analysis.gate_size([s for s in summaries if s.mode == first_mode], sweep.recommended_size)
-    sweep.options = {
-        **sweep.options,
-        "by_size": [s.as_dict() for s in summaries],
-        "formula": sweep_formula(options),
-        "gates": {
-            "fail_under_rps": options.gates.fail_under_rps,
-            "max_failure_rate": options.gates.max_failure_rate,
-            "max_p99_ms": options.gates.max_p99_ms,
-            "size": gate_size,
-            "breaches": analysis.check_gates(gate_trials, gate_size, options.gates) if options.gates else [],
-        },
-    }
-
-
-def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
-    trials = list(sweep.trials.all())
-    ok = [t for t in trials if t.status == Trial.Status.OK and t.requests > t.failures]
-    sweep.status = Sweep.Status.DONE if ok else Sweep.Status.FAILED
-    if not ok:
-        sweep.message = "every trial failed"
-    sweep.finished_at = timezone.now()
-    _summarize(sweep, options)
-    sweep.save()
 
 
 def application_name(sweep: Sweep, spec: TrialSpec) -> str:
@@ -763,7 +683,7 @@ def run_trial(
                 ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
                 options.pending_load = start_load(options.load, ahead)
             t_stats = time.monotonic()
-            _collect(trial, spec, output, server, db_sampler, cpu, options)
+            record_measurements(trial, spec, output, server, db_sampler, cpu, options)
             trial.overhead["stats_s"] = round(time.monotonic() - t_stats, 3)
             trial.status = Trial.Status.OK
             measured_all = True
@@ -783,7 +703,7 @@ def run_trial(
             else:
                 trial.status = Trial.Status.INTERRUPTED
                 trial.error_text = INTERRUPTED_TRIAL
-                _keep_partial(trial, spec, getattr(exc, "partial", None), server, db_sampler, cpu, options)
+                record_partial(trial, spec, getattr(exc, "partial", None), server, db_sampler, cpu, options)
         raise
     except Exception as exc:
         # Anything else still leaves a finished row behind it (then stops the sweep).
@@ -811,7 +731,7 @@ def run_trial(
             f"{trial.failures} failures ({trial.failure_pct:.1f}%)"
             + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else ""),
         )
-        site_pages = [e for e in trial.endpoints if not str(e.get("name", "")).startswith("/__poolbench__/")]
+        site_pages = [e for e in trial.endpoints if not str(e.get("name", "")).startswith(PREFIX)]
         if len(site_pages) > 1 or trial.failures:
             for e in site_pages:
                 level = "warning" if e.get("failures") else "detail"
@@ -843,81 +763,6 @@ def check_pages(server: TrialServer, load: LoadSettings) -> list[str]:
                 f"GET {path} answered {status} before the load: its requests will count as failures"
             )
     return problems
-
-
-def _collect(
-    trial: Trial,
-    spec: TrialSpec,
-    output: dict[str, Any],
-    server: TrialServer,
-    db_sampler: DatabaseConnections | None,
-    cpu: ProcessCPU | None,
-    options: SweepOptions,
-) -> None:
-    """Put what Locust, the server, the database and the CPU sampler saw into the trial."""
-    for sampler in (db_sampler, cpu):
-        if sampler is not None:
-            sampler.stop()
-    pool = server.stats(load_ended=output.get("measure_end"))
-    measured = stats.summarize(output)
-    for name, value in measured.items():
-        setattr(trial, name, value)
-    trial.pool_stats.update(
-        {
-            "total": stats.sum_pool_stats(pool.get("workers", {})),
-            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
-        }
-    )
-    trial.timing = stats.merge_timing(pool.get("workers", {}))
-    if db_sampler is not None:
-        trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
-    if cpu is not None:
-        trial.cpu = cpu.result()
-        trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
-    reasons = analysis.load_bound_reasons(
-        # A pool larger than the server's threads is never full, whatever the load: only the
-        # connections the threads can hold need users.
-        trial.cpu or {}, output, users=options.load.users, connections=spec.usable_connections,
-        processes=options.load.processes,
-    )  # fmt: skip
-    trial.load_bound = bool(reasons)
-    trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
-    if output.get("measure_start") and output.get("test_start"):
-        trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
-    if not output.get("warmup_done") and options.load.warmup:
-        trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
-    if output.get("distributed"):
-        trial.notes.append(f"load from {output.get('workers', 0)} Locust worker process(es)")
-
-
-def _keep_partial(
-    trial: Trial,
-    spec: TrialSpec,
-    output: dict[str, Any] | None,
-    server: TrialServer,
-    db_sampler: DatabaseConnections | None,
-    cpu: ProcessCPU | None,
-    options: SweepOptions,
-) -> None:
-    """An interrupted trial keeps what was measured before the interrupt, and says how much that was."""
-    if output is None:
-        trial.notes.append("interrupted before any load was measured")
-        return
-    if not output.get("warmup_done") and options.load.warmup:
-        trial.notes.append("interrupted during the warm-up: nothing was measured")
-        return
-    try:
-        _collect(trial, spec, output, server, db_sampler, cpu, options)
-    except (ServerError, OSError, ValueError) as exc:
-        # The server may be gone already; Locust's figures are still worth keeping.
-        for name, value in stats.summarize(output).items():
-            setattr(trial, name, value)
-        trial.notes.append(f"the pool statistics could not be read after the interrupt: {exc}")
-    measured = trial.duration_s or 0.0
-    trial.notes.append(
-        f"interrupted after {measured:.1f}s of the {options.load.duration:g}s measured window: "
-        "the figures cover that part only"
-    )
 
 
 def _ms(value: float | None) -> str:

@@ -1,0 +1,91 @@
+"""What a trial measured, put into its row: Locust's figures, the pool's own counters, what the
+database saw, the CPU of each party, and notes on the window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from poolbench.measure import stats
+from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
+from poolbench.models import Trial
+from poolbench.results import analysis
+from poolbench.sweep.server import ServerError, TrialServer
+
+if TYPE_CHECKING:
+    from poolbench.sweep.plan import TrialSpec
+    from poolbench.sweep.run import SweepOptions
+
+
+def record_measurements(
+    trial: Trial,
+    spec: TrialSpec,
+    output: dict[str, Any],
+    server: TrialServer,
+    db_sampler: DatabaseConnections | None,
+    cpu: ProcessCPU | None,
+    options: SweepOptions,
+) -> None:
+    """Put what Locust, the server, the database and the CPU sampler saw into the trial."""
+    for sampler in (db_sampler, cpu):
+        if sampler is not None:
+            sampler.stop()
+    pool = server.stats(load_ended=output.get("measure_end"))
+    measured = stats.summarize(output)
+    for name, value in measured.items():
+        setattr(trial, name, value)
+    trial.pool_stats.update(
+        {
+            "total": stats.sum_pool_stats(pool.get("workers", {})),
+            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
+        }
+    )
+    trial.timing = stats.merge_timing(pool.get("workers", {}))
+    if db_sampler is not None:
+        trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
+    if cpu is not None:
+        trial.cpu = cpu.result()
+        trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
+    reasons = analysis.load_bound_reasons(
+        # A pool larger than the server's threads is never full, whatever the load: only the
+        # connections the threads can hold need users.
+        trial.cpu or {}, output, users=options.load.users, connections=spec.usable_connections,
+        processes=options.load.processes,
+    )  # fmt: skip
+    trial.load_bound = bool(reasons)
+    trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    if output.get("measure_start") and output.get("test_start"):
+        trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
+    if not output.get("warmup_done") and options.load.warmup:
+        trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
+    if output.get("distributed"):
+        trial.notes.append(f"load from {output.get('workers', 0)} Locust worker process(es)")
+
+
+def record_partial(
+    trial: Trial,
+    spec: TrialSpec,
+    output: dict[str, Any] | None,
+    server: TrialServer,
+    db_sampler: DatabaseConnections | None,
+    cpu: ProcessCPU | None,
+    options: SweepOptions,
+) -> None:
+    """An interrupted trial keeps what was measured before the interrupt, and says how much that was."""
+    if output is None:
+        trial.notes.append("interrupted before any load was measured")
+        return
+    if not output.get("warmup_done") and options.load.warmup:
+        trial.notes.append("interrupted during the warm-up: nothing was measured")
+        return
+    try:
+        record_measurements(trial, spec, output, server, db_sampler, cpu, options)
+    except (ServerError, OSError, ValueError) as exc:
+        # The server may be gone already; Locust's figures are still worth keeping.
+        for name, value in stats.summarize(output).items():
+            setattr(trial, name, value)
+        trial.notes.append(f"the pool statistics could not be read after the interrupt: {exc}")
+    measured = trial.duration_s or 0.0
+    trial.notes.append(
+        f"interrupted after {measured:.1f}s of the {options.load.duration:g}s measured window: "
+        "the figures cover that part only"
+    )
