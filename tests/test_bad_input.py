@@ -120,6 +120,7 @@ def test_bad_database_url_in_the_demo_project(env, message, tmp_path):
 # Property-based: the parsers return a valid value or raise PlanError (the argparse types: ArgumentTypeError),
 # nothing else, ever.
 
+
 def argument_type(flag: str):
     """The argparse ``type=`` of ``flag``, as the command declares it."""
     return next(option.type for option in OPTIONS if option.flag == flag)
