@@ -292,7 +292,7 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
     return SweepOptions(
         **checked,
         load=load,
-        command=_command_line(),
+        command=command_line(),
         query_delay_ms=values["query_delay_ms"],
         bind=values["bind"],
         start_timeout=float(config["SERVER_START_TIMEOUT"]),
@@ -315,5 +315,6 @@ def report_files(opts: Mapping[str, Any]) -> dict[str, Path]:
     return {fmt: opts[name] for fmt, name in (("html", "report"), ("json", "json")) if opts.get(name)}
 
 
-def _command_line() -> str:
+def command_line() -> str:
+    """The command line as it is stored on the sweep, passwords redacted."""
     return redact(" ".join(shlex.quote(a) for a in ["manage.py", *sys.argv[1:]])) if sys.argv else ""
