@@ -28,7 +28,7 @@ class PlanError(ValueError):
 _WHOLE = re.compile(r"\+?[0-9]+", re.ASCII)  # ASCII digits only: int() takes any script's
 
 
-def whole_number(text: str, maximum: int) -> int | None:
+def _whole_number(text: str, maximum: int) -> int | None:
     """``text`` as a non-negative integer, None if it is not one; more than 20 digits count as
     ``maximum + 1`` (int() refuses over 4300 digits with an error of its own)."""
     if not _WHOLE.fullmatch(text):
@@ -38,7 +38,7 @@ def whole_number(text: str, maximum: int) -> int | None:
 
 def parse_whole_number(text: str, option: str, *, maximum: int, allow_zero: bool = False) -> int:
     """One whole number for ``option``: 1 (or 0 with ``allow_zero``) to ``maximum``."""
-    number = whole_number(str(text).strip(), maximum)
+    number = _whole_number(str(text).strip(), maximum)
     if number is None:
         raise PlanError(
             f"{option} {text!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer"
@@ -63,7 +63,7 @@ def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value")
             raise PlanError(
                 f"{option} {text!r} has an empty item; separate {what}s with single commas, e.g. {option} 5,10"
             )
-        value = whole_number(part, maximum)
+        value = _whole_number(part, maximum)
         if value is None:
             raise PlanError(
                 f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10"
@@ -100,7 +100,7 @@ def parse_path(text: str) -> tuple[str, int]:
     head, sep, tail = raw.rpartition(":")
     # A colon followed by a slash belongs to the path (/a:b/); after the last colon only a weight.
     if sep and head.startswith("/") and "/" not in tail and "?" not in tail:
-        number = whole_number(tail.strip(), MAX_WEIGHT)
+        number = _whole_number(tail.strip(), MAX_WEIGHT)
         if number is None or len(tail.strip().lstrip("+")) > 9:
             raise PlanError(
                 f"--path {raw!r}: weight {tail!r} is not a whole number; put a positive integer after the "
