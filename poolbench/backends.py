@@ -128,7 +128,7 @@ def trial_database(
         }
         db["CONN_MAX_AGE"] = 0
     elif spec.mode == "persistent":
-        db["CONN_MAX_AGE"] = spec.conn_max_age if spec.conn_max_age else 600
+        db["CONN_MAX_AGE"] = spec.conn_max_age  # the plan gives every persistent trial its age
     else:
         db["CONN_MAX_AGE"] = 0
     if vendor == "postgresql":

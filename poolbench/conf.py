@@ -27,6 +27,14 @@ DEFAULTS: dict[str, Any] = {
     "WARMUP": 3.0,  # seconds run before measuring, excluded from the statistics
     "POOL_MIN": None,  # None = psycopg_pool's default (4), capped at the size
     "POOL_TIMEOUT": 10.0,  # seconds a request may wait for a pooled connection
+    "MAX_OVERFLOW": 0,  # QueuePool connections beyond the size
+    "CONN_MAX_AGE": 600,  # CONN_MAX_AGE of --mode persistent
+    "QUERY_DELAY_MS": 0,  # the probe holds its connection this long in the query
+    "REPEAT": 1,  # runs of each configuration, interleaved
+    # Percent of the best throughput a recommended size may lose.
+    "TOLERANCE": 5,
+    # Effective spindles of the database host, for the formula's starting size (0: a cached data set).
+    "SPINDLES": 0,
     "BIND": "127.0.0.1",  # the trial server listens here only
     "SERVER_START_TIMEOUT": 30.0,
     # Fork each trial's gunicorn from a process that imported gunicorn and Django once

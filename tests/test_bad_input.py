@@ -9,13 +9,14 @@ environment variables).
 from __future__ import annotations
 
 import math
+from argparse import ArgumentTypeError
 
 import pytest
 from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poolbench.management.commands.poolbench import _number, _one_int
+from poolbench.sweep.options import OPTIONS
 from poolbench.sweep.plan import MAX_SIZE, PlanError, parse_duration, parse_sizes
 
 from .conftest import ROOT, assert_refused, run_manage
@@ -116,7 +117,14 @@ def test_bad_database_url_in_the_demo_project(env, message, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# Property-based: the parsers return a valid value or raise PlanError, nothing else, ever.
+# Property-based: the parsers return a valid value or raise PlanError (the argparse types: ArgumentTypeError),
+# nothing else, ever.
+
+
+def argument_type(flag: str):
+    """The argparse ``type=`` of ``flag``, as the command declares it."""
+    return next(option.type for option in OPTIONS if option.flag == flag)
+
 
 _UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
 _spaces = st.sampled_from(["", " ", "  ", "\t"])
@@ -174,14 +182,14 @@ def test_duration_valid_or_plan_error(text):
 @settings(max_examples=300)
 def test_whole_number_options_valid_or_plan_error(text):
     try:
-        value = _one_int(text, None, "--users", 100_000)
-    except PlanError as exc:
+        value = argument_type("--users")(text)
+    except ArgumentTypeError as exc:
         assert str(exc).startswith("--users ")
     else:
         assert isinstance(value, int) and 1 <= value <= 100_000
     try:
-        rate = _number(text, 0, "--spawn-rate", allow_zero=True)
-    except PlanError as exc:
+        rate = argument_type("--spawn-rate")(text)
+    except ArgumentTypeError as exc:
         assert str(exc).startswith("--spawn-rate ")
     else:
         assert math.isfinite(rate) and rate >= 0

@@ -17,7 +17,8 @@ import pytest
 from django.test import Client
 
 from poolbench.conf import DEFAULTS
-from poolbench.management.commands.poolbench import Command, _command_line
+from poolbench.management.commands.poolbench import Command
+from poolbench.sweep.options import command_line
 from poolbench.sweep.run import trial_config
 from poolbench.sweep.server import TrialServer
 from poolbench.sweep.targets import redact
@@ -116,7 +117,7 @@ def test_redact_removes_passwords():
 
 def test_command_line_is_stored_without_password(monkeypatch):
     monkeypatch.setattr("sys.argv", ["manage.py", "poolbench", "--path", "http://u:pw-i8@127.0.0.1/x"])
-    assert _command_line() == "manage.py poolbench --path http://u:***@127.0.0.1/x"
+    assert command_line() == "manage.py poolbench --path http://u:***@127.0.0.1/x"
 
 
 @pytest.mark.postgres

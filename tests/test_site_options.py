@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from poolbench import checks
 from poolbench.models import Sweep, Trial
-from poolbench.sweep.plan import parse_paths
+from poolbench.sweep.plan import parse_path, unique_paths
 
 from .conftest import assert_refused, descendants
 
@@ -19,13 +19,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_parse_paths_with_weights():
-    assert parse_paths(["/books/:3", "/about/", "/a:b/", "/search/?q=x:2"]) == [
+    assert unique_paths([parse_path(p) for p in ["/books/:3", "/about/", "/a:b/", "/search/?q=x:2"]]) == [
         ("/books/", 3),
         ("/about/", 1),
         ("/a:b/", 1),
         ("/search/?q=x", 2),
     ]
-    assert parse_paths(None) == []
+    assert unique_paths(None) == []
 
 
 @pytest.mark.parametrize(

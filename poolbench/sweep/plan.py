@@ -1,17 +1,20 @@
 """Arguments -> a list of trial specs. Pure: no I/O, no Django database access.
 
-Every parser raises :class:`PlanError` with a message that names the problem and the fix; the
-command turns it into a ``CommandError`` before any process starts or any row is written.
+Every parser raises :class:`PlanError` with a message that names the problem and the fix;
+:mod:`poolbench.sweep.options` makes them the command's argparse types, and the command refuses the
+run before any process starts or any row is written.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from poolbench.backends import MODES, POOLED_MODES, config_label
+from poolbench.conf import DEFAULTS
+from poolbench.sweep.load import DEFAULT_MASTER_PORT
 
 MAX_SIZE = 10_000
 MAX_WORKERS = 64
@@ -20,6 +23,31 @@ MAX_THREADS = 1_000
 
 class PlanError(ValueError):
     """A bad argument: the message says what is wrong and how to fix it."""
+
+
+_WHOLE = re.compile(r"\+?[0-9]+", re.ASCII)  # ASCII digits only: int() takes any script's
+
+
+def _whole_number(text: str, maximum: int) -> int | None:
+    """``text`` as a non-negative integer, None if it is not one; more than 20 digits count as
+    ``maximum + 1`` (int() refuses over 4300 digits with an error of its own)."""
+    if not _WHOLE.fullmatch(text):
+        return None
+    return int(text) if len(text) <= 20 else maximum + 1
+
+
+def parse_whole_number(text: str, option: str, *, maximum: int, allow_zero: bool = False) -> int:
+    """One whole number for ``option``: 1 (or 0 with ``allow_zero``) to ``maximum``."""
+    number = _whole_number(str(text).strip(), maximum)
+    if number is None:
+        raise PlanError(
+            f"{option} {text!r} is not a whole number; give a {'non-negative' if allow_zero else 'positive'} integer"
+        )
+    if number < (0 if allow_zero else 1):
+        raise PlanError(f"{option} {text!r} must be {'0 or more' if allow_zero else '1 or more'}")
+    if number > maximum:
+        raise PlanError(f"{option} {text!r} is larger than {maximum}")
+    return number
 
 
 def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value") -> list[int]:
@@ -35,12 +63,11 @@ def parse_int_list(text: str, option: str, *, maximum: int, what: str = "value")
             raise PlanError(
                 f"{option} {text!r} has an empty item; separate {what}s with single commas, e.g. {option} 5,10"
             )
-        if not re.fullmatch(r"[+]?[0-9]+", part):  # ASCII digits only: int() takes any script's
+        value = _whole_number(part, maximum)
+        if value is None:
             raise PlanError(
                 f"{option} {text!r}: {part!r} is not a whole number; use positive integers, e.g. 5,10"
             )
-        # Cap the digits before int(), which refuses more than 4300 of them with its own error.
-        value = int(part) if len(part) <= 20 else maximum + 1
         if value < 1:
             raise PlanError(
                 f"{option} {text!r}: {what} {value} is not positive; every {what} must be 1 or more"
@@ -73,12 +100,13 @@ def parse_path(text: str) -> tuple[str, int]:
     head, sep, tail = raw.rpartition(":")
     # A colon followed by a slash belongs to the path (/a:b/); after the last colon only a weight.
     if sep and head.startswith("/") and "/" not in tail and "?" not in tail:
-        if not re.fullmatch(r"\+?[0-9]{1,9}", tail.strip()):  # ASCII, and short enough for int()
+        number = _whole_number(tail.strip(), MAX_WEIGHT)
+        if number is None or len(tail.strip().lstrip("+")) > 9:
             raise PlanError(
                 f"--path {raw!r}: weight {tail!r} is not a whole number; put a positive integer after the "
                 "last colon, e.g. --path /books/:3"
             )
-        path, weight = head, int(tail)
+        path, weight = head, number
         if weight < 1:
             raise PlanError(
                 f"--path {raw!r}: weight {weight} is not positive; use 1 or more, e.g. --path /books/:3"
@@ -97,11 +125,10 @@ def parse_path(text: str) -> tuple[str, int]:
     return path, weight
 
 
-def parse_paths(values: list[str] | None) -> list[tuple[str, int]]:
-    """Parse every ``--path``; each path once (a weight gives a page a larger share)."""
+def unique_paths(pages: list[tuple[str, int]] | None) -> list[tuple[str, int]]:
+    """Every parsed ``--path``, each path once (a weight gives a page a larger share)."""
     out: list[tuple[str, int]] = []
-    for text in values or []:
-        path, weight = parse_path(text)
+    for path, weight in pages or []:
         if any(p == path for p, _ in out):
             raise PlanError(
                 f"--path {path} is given twice; give each path once, with a weight for a larger share, "
@@ -109,6 +136,76 @@ def parse_paths(values: list[str] | None) -> list[tuple[str, int]]:
             )
         out.append((path, weight))
     return out
+
+
+def parse_number(text: str, option: str, *, allow_zero: bool = False) -> float:
+    """A finite number, more than 0 (or 0 or more with ``allow_zero``)."""
+    try:
+        number = float(str(text))
+    except ValueError:
+        raise PlanError(f"{option} {text!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise PlanError(f"{option} {text!r} is not a finite number")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise PlanError(f"{option} {text!r} must be {'0 or more' if allow_zero else 'more than 0'}")
+    return number
+
+
+def parse_tolerance(text: str) -> float:
+    """Percent of the best throughput a recommended size may lose: 0 to below 100."""
+    tolerance = parse_number(text, "--tolerance", allow_zero=True)
+    if tolerance >= 100:
+        raise PlanError(f"--tolerance {text!r} must be below 100 (percent of the best throughput)")
+    return tolerance
+
+
+def parse_gate(text: str, option: str, unit: str, *, zero: bool = False) -> float:
+    """A CI gate's threshold in ``unit``: a finite positive number (or 0 too with ``zero``)."""
+    try:
+        number = float(str(text))
+    except ValueError:
+        raise PlanError(f"{option} {text!r} is not a number; give {unit}") from None
+    if number != number or abs(number) == float("inf") or number < 0 or (number == 0 and not zero):
+        raise PlanError(
+            f"{option} {text!r} must be a {'non-negative' if zero else 'positive'} number; give {unit}"
+        )
+    return number
+
+
+def parse_failure_rate(text: str) -> float:
+    """--max-failure-rate: a percent of requests, 0 to 100."""
+    rate = parse_gate(text, "--max-failure-rate", "percent, e.g. 0.5", zero=True)
+    if rate > 100:
+        raise PlanError(f"--max-failure-rate {text!r} is a percent of requests; give 0 to 100")
+    return rate
+
+
+def parse_processes(text: str) -> int:
+    """Locust --processes: 1 to 256, or -1 for one per core of this machine."""
+    if str(text).strip() == "-1":
+        return os.cpu_count() or 1
+    return parse_whole_number(text, "--locust-processes", maximum=256)
+
+
+def parse_master_bind(text: str) -> tuple[str, int]:
+    """'HOST[:PORT]', '[::1]:5557' or ':5557' -> (host, port); the defaults are Locust's (*, 5557)."""
+    value = str(text).strip()
+    host, port_text = value, ""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else rest
+        if rest and not rest.startswith(":"):
+            raise PlanError(f"--master-bind {text!r} is not HOST[:PORT]; e.g. --master-bind 0.0.0.0:5557")
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    host = host or "*"
+    if not port_text:
+        return host, DEFAULT_MASTER_PORT
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise PlanError(
+            f"--master-bind {text!r}: port {port_text!r} is not a port number 1-65535; e.g. --master-bind 0.0.0.0:5557"
+        )
+    return host, int(port_text)
 
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
@@ -194,9 +291,6 @@ class TrialSpec:
     def label(self) -> str:
         return config_label(self.mode, self.size, self.max_overflow, self.conn_max_age)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
 class Plan:
@@ -217,7 +311,7 @@ def build_plan(
     pool_min: int | None = None,
     max_overflow: int = 0,
     pool_timeout: float = 10.0,
-    conn_max_age: int | None = None,
+    conn_max_age: int = DEFAULTS["CONN_MAX_AGE"],
 ) -> Plan:
     """The trials of a sweep: every combination, each repeat a full pass so drift hits all alike."""
     if repeat < 1:
@@ -246,7 +340,7 @@ def build_plan(
                         pool_min=pool_min if mode == "pool" else None,
                         max_overflow=max_overflow if mode == "queuepool" else 0,
                         pool_timeout=pool_timeout,
-                        conn_max_age=(conn_max_age or 600)
+                        conn_max_age=conn_max_age
                         if mode == "persistent"
                         else (0 if mode == "none" else None),
                         repeat=rep,
