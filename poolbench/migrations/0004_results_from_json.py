@@ -69,7 +69,7 @@ def _without_pool(trials: list[Any]) -> list[dict[str, Any]]:
             "rps_cv": round(pstdev(rps) / mean(rps), 4) if len(rps) > 1 and mean(rps) > 0 else None,
             "p99_ms": median(p99s) if p99s else None, "failures": failures,
             "failure_pct": round(100.0 * failures / requests, 3) if requests else 0.0,
-            "load_bound": sum(1 for t in group if t.load_bound),
+            "load_bound": sum(1 for t in group if t.load_bound), "on_plateau": False, "recommended": False,
         })  # fmt: skip
     return out
 
@@ -139,6 +139,7 @@ def forward(apps: Any, schema_editor: Any) -> None:
             trial_columns(t)
         Trial.objects.using(db).bulk_update(trials, TRIAL_COLUMNS)
         rows = summary_rows(sweep, trials)
+        SizeSummary.objects.using(db).filter(sweep=sweep).delete()  # run twice, written once
         SizeSummary.objects.using(db).bulk_create(
             SizeSummary(sweep=sweep, position=n, **{k: r.get(k) for k in SUMMARY_FIELDS})
             for n, r in enumerate(rows, start=1)
@@ -184,6 +185,7 @@ def backward(apps: Any, schema_editor: Any) -> None:
                 "workers": sweep.formula_workers, "per_worker": sweep.formula_per_worker,
             }  # fmt: skip
         sweep.save(using=db)
+    apps.get_model("poolbench", "SizeSummary").objects.using(db).all().delete()
 
 
 class Migration(migrations.Migration):
