@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,8 +19,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from poolbench.models import Sweep, Trial
+from poolbench.models import SizeSummary, Sweep, Trial
 from poolbench.results import export
+from poolbench.results.tables import cpu_cell
 
 
 class ReadOnlyMixin:
@@ -37,12 +39,20 @@ class ReadOnlyMixin:
 
 TRIAL_COLUMNS = (
     "trial_link", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
-    "failures", "failure_pct_display", "peak_connections", "load_bound",
+    "failures", "failure_pct_display", "peak_conns", "mean_conns", "wait_ms", "db_ms", "cores",
+    "start_s", "load_bound",
 )  # fmt: skip
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
+
+
+def _fine_ms(value: float | None) -> str:
+    # Pool waits are often fractions of a millisecond: two significant digits below 10 ms.
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
 
 
 class TrialColumns:
@@ -65,25 +75,95 @@ class TrialColumns:
     def rps_display(self, t: Trial) -> str:
         return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(t.rps), f"{t.rps:,.1f}")
 
-    @admin.display(description="p50 ms")
+    @admin.display(description="p50 ms", ordering="latency_p50_ms")
     def p50(self, t: Trial) -> str:
         return _ms(t.latency_p50_ms)
 
-    @admin.display(description="p95 ms")
+    @admin.display(description="p95 ms", ordering="latency_p95_ms")
     def p95(self, t: Trial) -> str:
         return _ms(t.latency_p95_ms)
 
-    @admin.display(description="p99 ms")
+    @admin.display(description="p99 ms", ordering="latency_p99_ms")
     def p99(self, t: Trial) -> str:
         return _ms(t.latency_p99_ms)
 
-    @admin.display(description="fail %")
+    @admin.display(description="fail %", ordering="failure_pct")
     def failure_pct_display(self, t: Trial) -> str:
         return f"{t.failure_pct:.1f}"
 
-    @admin.display(description="peak conns")
-    def peak_connections(self, t: Trial) -> Any:
-        return (t.db_stats or {}).get("peak_connections", "-")
+    @admin.display(description="peak conns", ordering="peak_connections")
+    def peak_conns(self, t: Trial) -> Any:
+        return "-" if t.peak_connections is None else t.peak_connections
+
+    @admin.display(description="mean conns", ordering="mean_connections")
+    def mean_conns(self, t: Trial) -> str:
+        return "-" if t.mean_connections is None else f"{t.mean_connections:.1f}"
+
+    @admin.display(description="conn wait ms", ordering="acquire_mean_ms")
+    def wait_ms(self, t: Trial) -> str:
+        return _fine_ms(t.acquire_mean_ms)
+
+    @admin.display(description="db ms", ordering="db_mean_ms")
+    def db_ms(self, t: Trial) -> str:
+        return _fine_ms(t.db_mean_ms)
+
+    @admin.display(description="cpu load/srv/db", ordering="server_cores")
+    def cores(self, t: Trial) -> str:
+        return cpu_cell(t)
+
+    @admin.display(description="start s", ordering="server_start_s")
+    def start_s(self, t: Trial) -> str:
+        return "-" if t.server_start_s is None else f"{t.server_start_s:.1f}"
+
+
+SIZE_COLUMNS = (
+    "config", "server", "trials", "rps_display", "spread", "cv", "p99", "failure_pct_display", "load_bound",
+    "on_plateau", "recommended",
+)  # fmt: skip
+
+
+class SizeSummaryInline(ReadOnlyMixin, admin.TabularInline):
+    """The sweep's answer per configuration and size: the median over the repeats and its spread."""
+
+    model = SizeSummary
+    extra = 0
+    can_delete = False
+    fields = SIZE_COLUMNS
+    readonly_fields = SIZE_COLUMNS
+    verbose_name_plural = "by size (median over the repeats)"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The summary is part of the sweep: whoever may view the sweep may view it.
+        opts = Sweep._meta
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('view', opts)}")
+
+    @admin.display(description="config")
+    def config(self, s: SizeSummary) -> str:
+        return s.mode if s.size is None else f"{s.mode} {s.size}"
+
+    @admin.display(description="server")
+    def server(self, s: SizeSummary) -> str:
+        return f"{s.workers}×{s.threads}"
+
+    @admin.display(description="req/s median")
+    def rps_display(self, s: SizeSummary) -> str:
+        return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(s.rps), f"{s.rps:,.1f}")
+
+    @admin.display(description="min-max")
+    def spread(self, s: SizeSummary) -> str:
+        return f"{s.rps_min:,.1f}-{s.rps_max:,.1f}"
+
+    @admin.display(description="CV %")
+    def cv(self, s: SizeSummary) -> str:
+        return "-" if s.rps_cv_pct is None else f"{s.rps_cv_pct:.1f}"
+
+    @admin.display(description="p99 ms")
+    def p99(self, s: SizeSummary) -> str:
+        return _ms(s.p99_ms)
+
+    @admin.display(description="fail %")
+    def failure_pct_display(self, s: SizeSummary) -> str:
+        return f"{s.failure_pct:.2f}"
 
 
 class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
@@ -99,15 +179,15 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "when", "target_display", "sizes_display", "status", "best_display", "recommended",
-        "trial_count",
+        "gate_passed", "trial_count",
     )  # fmt: skip
     list_display_links = ("when",)
-    list_filter = ("vendor", "status", ("started_at", admin.DateFieldListFilter), "embedded")
+    list_filter = ("vendor", "status", ("started_at", admin.DateFieldListFilter), "embedded", "gate_passed")
     search_fields = ("target", "alias", "vendor", "db_version", "command", "recommendation", "message")
     date_hierarchy = "started_at"
     list_per_page = 50
     actions = ["compare_selected", "export_csv", "export_json"]
-    inlines = [TrialInline]
+    inlines = [SizeSummaryInline, TrialInline]
     change_form_template = "admin/poolbench/sweep/change_form.html"
     fieldsets = (
         (None, {"fields": ("status", "message", ("started_at", "finished_at"), "command")}),
@@ -116,12 +196,26 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
             {"fields": (("vendor", "alias", "embedded"), "target", ("db_version", "db_max_connections"))},
         ),
         ("Result", {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation")}),
+        (
+            "Formula and gates",
+            {
+                "fields": (
+                    ("formula_connections", "formula_per_worker", "formula_workers"),
+                    ("formula_cores", "formula_spindles", "formula_cores_source"),
+                    ("gate_passed", "gate_size"),
+                    ("gate_fail_under_rps", "gate_max_failure_rate", "gate_max_p99_ms"),
+                    "gate_breaches",
+                )
+            },
+        ),
         ("Settings", {"classes": ("collapse",), "fields": ("sizes", "server", "load", "options", "host")}),
     )
     readonly_fields = (
         "status", "message", "started_at", "finished_at", "command", "vendor", "alias", "embedded", "target",
         "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation",
-        "sizes", "server", "load", "options", "host",
+        "sizes", "server", "load", "options", "host", "formula_connections", "formula_per_worker",
+        "formula_workers", "formula_cores", "formula_spindles", "formula_cores_source", "gate_passed",
+        "gate_size", "gate_fail_under_rps", "gate_max_failure_rate", "gate_max_p99_ms", "gate_breaches",
     )  # fmt: skip
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sweep]:
@@ -224,7 +318,7 @@ def _nowrap(text: str) -> str:
 
 
 def _ordered(queryset: QuerySet[Sweep]) -> list[Sweep]:
-    return list(queryset.order_by("started_at", "pk").prefetch_related("trials"))
+    return list(queryset.order_by("started_at", "pk").prefetch_related("trials", "size_summaries"))
 
 
 def _download(text: str, content_type: str, ext: str) -> HttpResponse:
@@ -237,7 +331,7 @@ def _download(text: str, content_type: str, ext: str) -> HttpResponse:
 @admin.register(Trial)
 class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
     list_display = ("__str__", "sweep_link", *TRIAL_COLUMNS[2:])
-    list_filter = ("status", "mode", "sweep__vendor", "load_bound")
+    list_filter = ("status", "mode", "sweep__vendor", "load_bound", "workers", "threads")
     search_fields = ("error_text", "sweep__target", "sweep__alias")
     list_select_related = ("sweep",)
     fieldsets = (
@@ -251,6 +345,12 @@ class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
             ("latency_avg_ms", "latency_min_ms", "latency_max_ms"),
             ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_p999_ms"),
             "load_bound", "errors", "error_text",
+        )}),
+        ("Database, time split, CPU", {"fields": (
+            ("peak_connections", "mean_connections"),
+            ("acquire_mean_ms", "acquire_p95_ms", "db_mean_ms", "db_p95_ms"),
+            ("app_mean_ms", "app_p95_ms", "total_mean_ms", "total_p95_ms"),
+            ("load_cores", "server_cores", "database_cores"), ("server_start_s", "warmup_s"),
         )}),
         ("Pool, database and machine", {"classes": ("collapse",), "fields": (
             "pool_stats", "db_stats", "cpu", "timing", "overhead", "endpoints", "response_times",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -46,11 +48,62 @@ class Sweep(models.Model):
     recommendation = models.TextField(blank=True)
     message = models.TextField(blank=True, help_text="Why the sweep stopped, when it did not finish.")
 
+    # The formula's starting point (HikariCP: cores x 2 + effective spindles), with its inputs.
+    formula_cores = models.PositiveIntegerField(null=True, blank=True, help_text="Database host cores.")
+    formula_cores_source = models.CharField(
+        max_length=200, blank=True, help_text="Where the cores came from."
+    )
+    formula_spindles = models.PositiveIntegerField(null=True, blank=True)
+    formula_workers = models.PositiveIntegerField(null=True, blank=True, help_text="Fewest server workers.")
+    formula_connections = models.PositiveIntegerField(null=True, blank=True, help_text="In total.")
+    formula_per_worker = models.PositiveIntegerField(null=True, blank=True, help_text="As a pool size.")
+
+    # The CI gates (--fail-under-rps, --max-failure-rate, --max-p99-ms): what was asked, the verdict.
+    gate_fail_under_rps = models.FloatField(null=True, blank=True)
+    gate_max_failure_rate = models.FloatField(null=True, blank=True, help_text="Percent of requests.")
+    gate_max_p99_ms = models.FloatField(null=True, blank=True)
+    gate_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The pool size the gates judged."
+    )
+    gate_breaches = models.JSONField(default=list, blank=True, help_text="One message per breached gate.")
+    gate_passed = models.BooleanField(null=True, blank=True, help_text="Empty when no gate was set.")
+
     class Meta:
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
         return f"Sweep #{self.pk} {self.vendor} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def formula(self) -> dict[str, Any] | None:
+        """The formula's inputs and result as analysis.formula gives them; None before the summary."""
+        if self.formula_connections is None:
+            return None
+        return {
+            "cores": self.formula_cores,
+            "cores_source": self.formula_cores_source,
+            "spindles": self.formula_spindles or 0,
+            "connections": self.formula_connections,
+            "workers": self.formula_workers or 1,
+            "per_worker": self.formula_per_worker,
+        }
+
+    def by_mode(self) -> dict[str, dict[str, Any]]:
+        """Per mode, in the order the sweep ran them: the best size and req/s (the best median; the best
+        trial for a mode without a pool), the recommended size and the failures."""
+        out: dict[str, dict[str, Any]] = {}
+        for s in self.size_summaries.all():
+            entry = out.setdefault(s.mode, {"failures": 0})
+            entry["failures"] += s.failures
+            if s.size is None:
+                entry["best_rps"] = max(entry.get("best_rps", s.rps_max), s.rps_max)
+                continue
+            entry.setdefault("recommended_size", None)
+            if s.recommended:
+                entry["recommended_size"] = s.size
+            if s.rps > entry.get("best_rps", -1.0):
+                entry.update(best_size=s.size, best_rps=s.rps)
+        return out
 
 
 class Trial(models.Model):
@@ -106,6 +159,29 @@ class Trial(models.Model):
     timing = models.JSONField(default=dict, help_text="Where the time went inside the server.")
     overhead = models.JSONField(default=dict, help_text="Seconds outside the measured window.")
     load_bound = models.BooleanField(default=False, help_text="The load generator was saturated.")
+
+    # What the database saw (the detail stays in db_stats): the trial server's connections.
+    peak_connections = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most at once, whole trial."
+    )
+    mean_connections = models.FloatField(null=True, blank=True, help_text="Mean over the measured window.")
+    # Where the time went inside the server, ms per request (the histograms stay in timing).
+    acquire_mean_ms = models.FloatField(null=True, blank=True, help_text="Waiting for a connection.")
+    acquire_p95_ms = models.FloatField(null=True, blank=True)
+    db_mean_ms = models.FloatField(null=True, blank=True, help_text="In the database.")
+    db_p95_ms = models.FloatField(null=True, blank=True)
+    app_mean_ms = models.FloatField(null=True, blank=True, help_text="The rest of the request.")
+    app_p95_ms = models.FloatField(null=True, blank=True)
+    total_mean_ms = models.FloatField(null=True, blank=True, help_text="The whole request, in the server.")
+    total_p95_ms = models.FloatField(null=True, blank=True)
+    # CPU cores used on average in the measured window (the peaks and busiest process stay in cpu).
+    load_cores = models.FloatField(null=True, blank=True, help_text="Locust, every process.")
+    server_cores = models.FloatField(null=True, blank=True, help_text="The trial server, every worker.")
+    database_cores = models.FloatField(null=True, blank=True, help_text="The database server, when visible.")
+    # Seconds outside the measured window (the rest stays in overhead).
+    server_start_s = models.FloatField(null=True, blank=True, help_text="Until the server answered.")
+    warmup_s = models.FloatField(null=True, blank=True, help_text="Locust's warm-up before the window.")
+
     notes = models.JSONField(default=list)
     error_text = models.TextField(blank=True, help_text="Why the trial failed, with the server log tail.")
 
@@ -123,3 +199,50 @@ class Trial(models.Model):
         from poolbench.backends import config_label
 
         return config_label(self.mode, self.pool_size, self.max_overflow, self.conn_max_age)
+
+
+class SizeSummary(models.Model):
+    """One configuration of a sweep (mode, workers x threads, pool size) over its finished repeats.
+
+    Written by results.summary when the sweep ends. A mode without a pool (persistent, none) has one row
+    per workers x threads with no size. ``on_plateau``: within the tolerance of the mode's best median
+    throughput, with no failures and a p99 no worse than the best's (analysis.on_plateau).
+    """
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="size_summaries")
+    position = models.PositiveIntegerField(help_text="Order in the sweep: modes as run, then size.")
+    mode = models.CharField(max_length=16)
+    workers = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(null=True, blank=True, help_text="Pool size; empty without a pool.")
+    trials = models.PositiveIntegerField(help_text="Finished trials (repeats).")
+    rps = models.FloatField(help_text="Median requests per second.")
+    rps_min = models.FloatField()
+    rps_max = models.FloatField()
+    rps_cv = models.FloatField(
+        null=True, blank=True, help_text="Coefficient of variation; empty for one trial."
+    )
+    p99_ms = models.FloatField(null=True, blank=True, help_text="Median of the trials' p99s.")
+    failures = models.PositiveIntegerField(default=0)
+    failure_pct = models.FloatField(default=0)
+    load_bound = models.PositiveIntegerField(default=0, help_text="Trials the load generator limited.")
+    on_plateau = models.BooleanField(default=False)
+    recommended = models.BooleanField(default=False, help_text="The mode's recommended size.")
+
+    class Meta:
+        ordering = ["sweep", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sweep", "position"], name="poolbench_sizesummary_unique_position"
+            )
+        ]
+        verbose_name = "size summary"
+        verbose_name_plural = "size summaries"
+
+    def __str__(self) -> str:
+        size = f" {self.size}" if self.size is not None else ""
+        return f"{self.mode}{size} {self.workers}x{self.threads} of sweep #{self.sweep_id}"
+
+    @property
+    def rps_cv_pct(self) -> float | None:
+        return None if self.rps_cv is None else 100 * self.rps_cv

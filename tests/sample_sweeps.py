@@ -12,6 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from poolbench.models import Sweep, Trial
+from poolbench.results.summary import write_summaries
 
 
 def make_sweep(
@@ -51,8 +52,8 @@ def make_sweep(
             started_at=started + timedelta(seconds=15 * i),
             finished_at=started + timedelta(seconds=15 * i + 14),
             status=spec.pop("status", Trial.Status.OK),
-            workers=2,
-            threads=32,
+            workers=spec.pop("workers", 2),
+            threads=spec.pop("threads", 32),
             users=64,
             duration_s=10.0,
             requests=requests,
@@ -64,9 +65,13 @@ def make_sweep(
             latency_p99_ms=spec.pop("p99", 90.0 + i / 7),
             latency_max_ms=spec.pop("max", 240.5),
             db_stats={"peak_connections": min(spec.get("pool_size") or 0, 100) * 2},
+            peak_connections=min(spec.get("pool_size") or 0, 100) * 2,
             errors=spec.pop("errors", []),
             **spec,
         )
+    # The per-size rows a finished sweep has (the sweep's own fields are as given).
+    made = list(sweep.trials.order_by("index"))
+    write_summaries(sweep, made, list(dict.fromkeys(t.mode for t in made)), tolerance=0.05)
     return sweep
 
 

@@ -103,6 +103,19 @@ def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
         t.status == Trial.Status.OK and t.rps > 0 for t in trials
     )
     assert f"Wrote the HTML report of sweep #{sweep.pk} to {report}" in out.getvalue()
+    # The figures a user sorts by are columns, set from the same measurements as the detail in JSON.
+    for t in trials:
+        assert t.peak_connections == t.db_stats["peak_connections"] and t.mean_connections is not None
+        assert t.total_mean_ms == t.timing["total"]["mean_ms"] and t.db_p95_ms == t.timing["db"]["p95_ms"]
+        assert t.server_cores == t.cpu["server"]["mean_cores"] and t.load_cores is not None
+        assert t.server_start_s == t.overhead["server_start_s"] and t.warmup_s == t.overhead["warmup_s"]
+    assert [(s.size, s.trials) for s in sweep.size_summaries.all()] == [(2, 1), (6, 1)]
+    assert [s.size for s in sweep.size_summaries.filter(recommended=True)] == [sweep.recommended_size]
+    assert sweep.formula is not None and sweep.gate_passed is None and sweep.gate_breaches == []
+    assert sorted(sweep.options) == sorted(
+        ["modes", "query_delay_ms", "repeat", "pool_timeout", "tolerance", "login_user",
+         "trial_server_changes", "allow_over_max", "spindles", "db_cores", "auto"]
+    )  # fmt: skip
     records = json.loads(data.read_text())
     assert [(r["pool_size"], r["rps"], r["latency_p99_ms"]) for r in records] == [
         (t.pool_size, t.rps, t.latency_p99_ms) for t in trials
@@ -121,6 +134,9 @@ def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
     # The trials inline, one row per trial with its req/s.
     inline = page.locator("#trials-group tbody tr.form-row")
     assert inline.count() == 2
+    # The per-size summary above it, one row per size with its median req/s.
+    assert [float(v) for v in page.locator("#size_summaries-group .pb-rps").evaluate_all(
+        "els => els.map(e => e.dataset.rps)")] == [s.rps for s in sweep.size_summaries.all()]  # fmt: skip
     assert [float(v) for v in page.locator("#trials-group .pb-rps").evaluate_all(
         "els => els.map(e => e.dataset.rps)")] == [t.rps for t in trials]  # fmt: skip
     page.screenshot(path=str(ARTIFACTS / "admin-sweep-real.png"), full_page=True)

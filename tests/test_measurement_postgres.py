@@ -84,7 +84,7 @@ def test_little_law_bounds_throughput_and_gates_fail(capsys, no_stray_children):
         f"Gate failed for sweep #{sweep.pk} at pool size 8: --fail-under-rps 100000: trial {t8.index} (pool 8) did "
         f"{t8.rps:.1f} req/s; --max-p99-ms 1: trial {t8.index} (pool 8) had a p99 of {t8.latency_p99_ms:g} ms"
     )
-    assert sweep.options["gates"]["breaches"] and sweep.status == Sweep.Status.DONE
+    assert sweep.gate_breaches and sweep.status == Sweep.Status.DONE
 
 
 def test_warmup_excluded_repeats_summarised_and_too_few_users_flagged(no_stray_children):
@@ -117,7 +117,7 @@ def test_warmup_excluded_repeats_summarised_and_too_few_users_flagged(no_stray_c
         "only 3 users for up to 4 database connections: the pool could never be full; raise --users"
     ]
     # Median and spread per size, printed and stored.
-    stored = {s["size"]: s for s in sweep.options["by_size"]}
+    stored = {s["size"]: s for s in sweep.size_summaries.values()}
     for size in (2, 4):
         rps = sorted(t.rps for t in trials if t.pool_size == size)
         s = stored[size]
@@ -231,7 +231,7 @@ def test_auto_search_finds_the_plateau(no_stray_children):
     path = [p["size"] for p in search["path"]]
     assert path[:3] == [2, 4, 8], search
     assert len(path) <= 8 and len(set(path)) == len(path)
-    assert sweep.options["formula"]["connections"] == 2
+    assert sweep.formula["connections"] == 2
     rec = sweep.recommended_size
     # Below 4 connections the pool is the limit (3 -> ~60 req/s, 75% of ~80 with 4 or more): off the
     # plateau. From 4 up the threads are the limit, so which of 4..8 the noise favours may vary; the

@@ -202,7 +202,7 @@ def test_postgresql_modes_side_by_side(no_stray_children):
     assert pers.db_stats["new_connections"] <= 8
     assert re.search(r"^1\s+pool 4\s+1x8\s", out, re.M), out
     assert re.search(r"^2\s+queuepool 4\+0\s+1x8\s", out, re.M), out
-    rec = sweep.options["by_mode"]
+    rec = sweep.by_mode()
     assert rec["pool"]["recommended_size"] == 4 and rec["queuepool"]["recommended_size"] == 4
     assert sweep.recommendation.startswith("pool: ") and " queuepool: " in sweep.recommendation
 

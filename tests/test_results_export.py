@@ -320,3 +320,106 @@ def test_non_staff_and_staff_without_permission_see_nothing(client):
         assert client.get(url).status_code == 403, url
     export_post = client.post(pages[0], {"action": "export_csv", "_selected_action": [sweep.pk]})
     assert export_post.status_code == 403
+
+
+# Results as columns: the per-size rows, the sortable trial columns, the heatmap of a grid.
+
+
+def grid_sweep() -> Sweep:
+    """Two pool sizes on two server shapes (1x8 and 2x8): a grid."""
+    return make_sweep(
+        [
+            {"pool_size": size, "rps": rps, "workers": workers, "threads": 8}
+            for workers, size, rps in ((1, 4, 210.5), (1, 8, 240.25), (2, 4, 390.0), (2, 8, 455.75))
+        ]
+    )
+
+
+def test_html_report_shows_the_heatmap_of_a_grid_only():
+    grid, single = grid_sweep(), typical_sweep()
+    html = export.to_html([grid])
+    svg = re.search(r'<svg class="poolbench-heatmap".*?</svg>', html, re.S).group(0)
+    assert svg.count("<rect") == 4
+    assert sorted(float(v) for v in re.findall(r'data-rps="([^"]+)"', svg)) == [210.5, 240.2, 390.0, 455.8]
+    assert "1 x 8" in svg and "2 x 8" in svg and "Server concurrency grid" in html
+    # Still self-contained: the inline SVG names no namespace URL.
+    assert not re.search(r"https?:", html)
+    assert "poolbench-heatmap" not in export.to_html([single])
+    # The sweep page of the admin shows it too (same context).
+    assert export.sweep_context(grid)["heatmap"] and not export.sweep_context(single)["heatmap"]
+
+
+def test_size_summary_rows_of_a_sweep():
+    sweep = typical_sweep()
+    rows = list(sweep.size_summaries.order_by("position"))
+    assert [(r.mode, r.size, r.trials) for r in rows] == [
+        ("pool", 5, 1), ("pool", 10, 3), ("pool", 16, 1), ("pool", 200, 1),
+    ]  # fmt: skip
+    ten = rows[1]
+    rps = sorted(t.rps for t in sweep.trials.filter(pool_size=10))
+    assert (ten.rps, ten.rps_min, ten.rps_max) == (round(rps[1], 2), rps[0], rps[2])
+    assert ten.rps_cv is not None and rows[0].rps_cv is None
+    assert [r.size for r in rows if r.recommended] == [16]
+    assert [r.size for r in rows if r.on_plateau] == [16]
+    assert rows[3].failures == 37 and not rows[3].on_plateau
+    assert sweep.by_mode() == {
+        "pool": {"failures": 37, "recommended_size": 16, "best_size": 16, "best_rps": 1103.25}
+    }
+    # The HTML report lists them (the trials table keeps one <tr class=...> per trial).
+    html = export.to_html([sweep])
+    assert len(re.findall(r'<tr data-mode="pool" data-size="\d+"', html)) == 4
+
+
+def test_modes_without_a_pool_get_a_row_without_a_size():
+    sweep = make_sweep(
+        [
+            {"pool_size": 4, "rps": 410.5},
+            {"pool_size": None, "mode": "persistent", "conn_max_age": 600, "rps": 777.0625},
+            {"pool_size": None, "mode": "persistent", "conn_max_age": 600, "rps": 780.5},
+        ]
+    )
+    rows = list(sweep.size_summaries.order_by("position"))
+    assert [(r.mode, r.size, r.trials, r.rps_max) for r in rows] == [
+        ("pool", 4, 1, 410.5), ("persistent", None, 2, 780.5),
+    ]  # fmt: skip
+    assert sweep.by_mode()["persistent"] == {"failures": 0, "best_rps": 780.5}
+
+
+def test_exports_carry_the_result_columns():
+    sweep = make_sweep([{"pool_size": 4, "rps": 100.5, "mean_connections": 3.25, "db_mean_ms": 1 / 3}])
+    sweep.gate_size, sweep.gate_passed, sweep.gate_breaches = 4, False, ["--max-p99-ms 1: trial 1 (pool 4)"]
+    sweep.save()
+    row = next(csv.DictReader(io.StringIO(export.to_csv([sweep]))))
+    assert (row["peak_db_connections"], row["mean_db_connections"]) == ("8", "3.25")
+    assert float(row["db_mean_ms"]) == 1 / 3 and row["acquire_mean_ms"] == ""
+    assert (row["gate_size"], row["gate_passed"]) == ("4", "False")
+    record = json.loads(export.to_json([sweep]))[0]
+    assert record["gate_breaches"] == ["--max-p99-ms 1: trial 1 (pool 4)"] and record["db_mean_ms"] == 1 / 3
+
+
+def test_admin_sweep_page_shows_the_size_summary_inline(viewer):
+    sweep = typical_sweep()
+    page = viewer.get(reverse("admin:poolbench_sweep_change", args=[sweep.pk])).content.decode()
+    rows = re.findall(r'<tr class="form-row[^"]*"\s+id="size_summaries-\d+"', page)
+    assert len(rows) == 4
+    group = page[page.index('id="size_summaries-group"') : page.index('id="trials-group"')]
+    assert [float(v) for v in re.findall(r'data-rps="([^"]+)"', group)] == [512.35, 1011.33, 1103.25, 701.9]
+
+
+def test_admin_trial_list_sorts_by_the_result_columns(viewer):
+    sweep = make_sweep(
+        [
+            {"pool_size": 8, "rps": 1.0, "mean_connections": 2.5, "acquire_mean_ms": 0.5},
+            {"pool_size": 2, "rps": 2.0, "mean_connections": 7.5, "acquire_mean_ms": 9.0},
+            {"pool_size": 4, "rps": 3.0, "mean_connections": 0.5, "acquire_mean_ms": 3.0},
+        ]
+    )
+    url = reverse("admin:poolbench_trial_changelist")
+    columns = viewer.get(url).context["cl"].list_display
+    for column, field in (("peak_conns", "peak_connections"), ("mean_conns", "mean_connections"),
+                          ("wait_ms", "acquire_mean_ms")):  # fmt: skip
+        o = columns.index(column)  # the changelist's ?o= counts its columns from 0
+        for sign, reverse_order in (("", False), ("-", True)):
+            result = viewer.get(url, {"o": f"{sign}{o}"}).context["cl"].result_list
+            expected = sorted(sweep.trials.all(), key=lambda t: getattr(t, field), reverse=reverse_order)
+            assert [t.pk for t in result] == [t.pk for t in expected], (column, sign)

@@ -54,31 +54,41 @@ def by_size(trials: Iterable[Any]) -> list[SizeSummary]:
     for t in trials:
         if t.status == "ok" and t.pool_size:
             groups.setdefault((t.mode, t.workers, t.threads, t.pool_size), []).append(t)
-    out = []
-    for (mode, workers, threads, size), group in sorted(groups.items()):
-        rps = [float(t.rps) for t in group]
-        p99s = [t.latency_p99_ms for t in group if t.latency_p99_ms is not None]
-        requests = sum(t.requests for t in group)
-        failures = sum(t.failures for t in group)
-        out.append(
-            SizeSummary(
-                size=size,
-                rps=round(median(rps), 2),
-                p99_ms=median(p99s) if p99s else None,
-                failures=failures,
-                trials=len(group),
-                mode=mode,
-                workers=workers,
-                threads=threads,
-                rps_min=min(rps),
-                rps_max=max(rps),
-                rps_cv=round(pstdev(rps) / mean(rps), 4) if len(rps) > 1 and mean(rps) > 0 else None,
-                failure_pct=round(100.0 * failures / requests, 3) if requests else 0.0,
-                load_bound=sum(1 for t in group if t.load_bound),
-                indexes=sorted(t.index for t in group),
-            )
-        )
-    return out
+    return [summarize_group(size, group) for (_, _, _, size), group in sorted(groups.items())]
+
+
+def without_pool(trials: Iterable[Any]) -> list[SizeSummary]:
+    """The same figures for the finished trials that have no pool to size (persistent, none): one
+    summary per mode and workers x threads, with size 0."""
+    groups: dict[tuple[str, int, int], list[Any]] = {}
+    for t in trials:
+        if t.status == "ok" and not t.pool_size:
+            groups.setdefault((t.mode, t.workers, t.threads), []).append(t)
+    return [summarize_group(0, group) for _, group in sorted(groups.items())]
+
+
+def summarize_group(size: int, group: Sequence[Any]) -> SizeSummary:
+    """One configuration's figures over its repeats (``group``: finished trials of one configuration)."""
+    rps = [float(t.rps) for t in group]
+    p99s = [t.latency_p99_ms for t in group if t.latency_p99_ms is not None]
+    requests = sum(t.requests for t in group)
+    failures = sum(t.failures for t in group)
+    return SizeSummary(
+        size=size,
+        rps=round(median(rps), 2),
+        p99_ms=median(p99s) if p99s else None,
+        failures=failures,
+        trials=len(group),
+        mode=group[0].mode,
+        workers=group[0].workers,
+        threads=group[0].threads,
+        rps_min=min(rps),
+        rps_max=max(rps),
+        rps_cv=round(pstdev(rps) / mean(rps), 4) if len(rps) > 1 and mean(rps) > 0 else None,
+        failure_pct=round(100.0 * failures / requests, 3) if requests else 0.0,
+        load_bound=sum(1 for t in group if t.load_bound),
+        indexes=sorted(t.index for t in group),
+    )
 
 
 def formula_size(cores: int | None = None, spindles: int = 0) -> int:

@@ -144,14 +144,50 @@ def _ticks(sizes: Sequence[int], x: _XScale) -> list[int]:
     return out
 
 
+@dataclass
+class _Plot:
+    """One chart's scales: pool size to x, the metric's value to y."""
+
+    metric: Metric
+    x: _XScale
+    ymax: float
+
+    def y(self, v: float) -> float:
+        plot_h = HEIGHT - TOP - BOTTOM
+        return TOP + plot_h - (v / self.ymax) * plot_h
+
+
 def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> SafeString:
     """One SVG chart of ``metric`` against pool size: a point per trial, a line through the medians."""
     points = [(s, t, getattr(t, metric.field)) for s in series for t in s.trials]
     points = [(s, t, v) for s, t, v in points if v is not None]
     refs = [(s, t, getattr(t, metric.field)) for s in series for t in s.references]
     refs = [(s, t, v) for s, t, v in refs if v is not None]
+    head = _head(metric, chart_id)
+    if not points and not refs:
+        return mark_safe(
+            head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#888">'
+            "no finished pooled trial to draw</text></svg>"
+        )
+    plot = _Plot(
+        metric,
+        _XScale([t.pool_size for _, t, _ in points] or [1]),
+        _nice_max(max(v for _, _, v in points + refs) * 1.05),
+    )
+    parts = [head, *_axes(plot, sorted({t.pool_size for _, t, _ in points}))]
+    parts += _reference_lines(plot, refs)
+    offsets = _offsets(series)
+    for s in series:
+        parts += _series_marks(plot, s, offsets[s.name])
+    if len(series) > 1 or any(s.mode for s in series):
+        parts.append(_legend(series))
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def _head(metric: Metric, chart_id: str) -> str:
     title = f"{metric.title} ({metric.unit}) by pool size"
-    head = (
+    return (
         f'<svg class="pb-chart" data-metric="{metric.field}" '
         f'id="{escape(chart_id or "chart-" + metric.field)}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" aria-label="{escape(title)}" '
@@ -161,31 +197,22 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="600" fill="#222">{escape(metric.title)} '
         f'<tspan fill="#666" font-weight="400">({escape(metric.unit)})</tspan></text>'
     )
-    if not points and not refs:
-        return mark_safe(
-            head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" fill="#888">'
-            "no finished pooled trial to draw</text></svg>"
-        )
-    x = _XScale([t.pool_size for _, t, _ in points] or [1])
-    ymax = _nice_max(max(v for _, _, v in points + refs) * 1.05)
+
+
+def _axes(plot: _Plot, sizes: Sequence[int]) -> list[str]:
+    """The grid, the y labels, a tick per pool size (those that fit) and the axes."""
+    parts = []
     plot_h = HEIGHT - TOP - BOTTOM
-
-    def y(v: float) -> float:
-        return TOP + plot_h - (v / ymax) * plot_h
-
-    parts = [head]
-    # Grid and y axis labels.
     for i in range(6):
-        v = ymax * i / 5
-        yy = y(v)
+        v = plot.ymax * i / 5
+        yy = plot.y(v)
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#e5e5e5"/>')
-        digits = metric.digits if ymax < 10 else 0
+        digits = plot.metric.digits if plot.ymax < 10 else 0
         parts.append(
             f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#555">{_fmt(v, digits)}</text>'
         )
-    sizes = sorted({t.pool_size for _, t, _ in points})
-    for s in _ticks(sizes, x):
-        xx = x(s)
+    for s in _ticks(sizes, plot.x):
+        xx = plot.x(s)
         parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#f0f0f0"/>')
         parts.append(
             f'<text x="{xx:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" fill="#555">{s}</text>'
@@ -194,11 +221,18 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}" stroke="#999"/>'
         f'<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#999"/>'
         f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle" fill="#333">pool size'
-        f"{' (log scale)' if x.log else ''}</text>"
+        f"{' (log scale)' if plot.x.log else ''}</text>"
     )
+    return parts
+
+
+def _reference_lines(plot: _Plot, refs: Sequence[tuple[Series, Any, float]]) -> list[str]:
+    """A dashed line per trial without a pool, labelled at the right."""
+    parts = []
+    metric = plot.metric
     label_ys: list[float] = []
     for s, t, v in sorted(refs, key=lambda r: r[2]):
-        yy = y(v)
+        yy = plot.y(v)
         # Labels of lines close together are stacked upwards instead of printed over each other.
         label_y = yy - 4
         while any(abs(label_y - other) < 13 for other in label_ys):
@@ -215,55 +249,59 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
             f"{escape(_short_label(t))}: {_fmt(v, metric.digits)}</text>"
             f"<title>{escape(tip)}</title></g>"
         )
-    offsets = _offsets(series)
-    for s in series:
-        values = [(t, getattr(t, metric.field)) for t in s.trials if getattr(t, metric.field) is not None]
-        if not values:
-            continue
-        by_size: dict[int, list[float]] = {}
-        for t, v in values:
-            by_size.setdefault(t.pool_size, []).append(v)
-        color = escape(s.color)
-        # The median line, and the range of repeated trials at one size.
-        line = " ".join(
-            f"{x(size) + offsets[s.name]:.1f},{y(median(vs)):.1f}" for size, vs in sorted(by_size.items())
+    return parts
+
+
+def _series_marks(plot: _Plot, s: Series, offset: float) -> list[str]:
+    """One series: the line through the medians, the spread of repeats, a point per trial."""
+    metric = plot.metric
+    values = [(t, getattr(t, metric.field)) for t in s.trials if getattr(t, metric.field) is not None]
+    if not values:
+        return []
+    by_size: dict[int, list[float]] = {}
+    for t, v in values:
+        by_size.setdefault(t.pool_size, []).append(v)
+    color = escape(s.color)
+    line = " ".join(
+        f"{plot.x(size) + offset:.1f},{plot.y(median(vs)):.1f}" for size, vs in sorted(by_size.items())
+    )
+    parts = [f'<g class="pb-series" data-sweep="{s.sweep_id or ""}">']
+    if len(by_size) > 1:
+        parts.append(
+            f'<polyline class="pb-median" points="{line}" fill="none" stroke="{color}" stroke-width="2" '
+            f'stroke-opacity="0.75"/>'
         )
-        parts.append(f'<g class="pb-series" data-sweep="{s.sweep_id or ""}">')
-        if len(by_size) > 1:
+    for size, vs in by_size.items():
+        if len(vs) > 1:
+            xx = plot.x(size) + offset
             parts.append(
-                f'<polyline class="pb-median" points="{line}" fill="none" stroke="{color}" stroke-width="2" '
-                f'stroke-opacity="0.75"/>'
+                f'<line class="pb-spread" x1="{xx:.1f}" x2="{xx:.1f}" '
+                f'y1="{plot.y(min(vs)):.1f}" y2="{plot.y(max(vs)):.1f}" '
+                f'stroke="{color}" stroke-width="6" stroke-opacity="0.18" stroke-linecap="round"/>'
             )
-        for size, vs in by_size.items():
-            if len(vs) > 1:
-                xx = x(size) + offsets[s.name]
-                parts.append(
-                    f'<line class="pb-spread" x1="{xx:.1f}" x2="{xx:.1f}" '
-                    f'y1="{y(min(vs)):.1f}" y2="{y(max(vs)):.1f}" '
-                    f'stroke="{color}" stroke-width="6" stroke-opacity="0.18" stroke-linecap="round"/>'
-                )
-        seen: dict[int, int] = {}
-        for t, v in values:
-            # Repeats of one size are nudged sideways a little so that equal values stay visible.
-            k = seen[t.pool_size] = seen.get(t.pool_size, -1) + 1
-            nudge = (k % 3 - 1) * 3 if len(by_size[t.pool_size]) > 1 else 0
-            xx, yy = x(t.pool_size) + offsets[s.name] + nudge, y(v)
-            tip = (
-                f"{s.name}: trial {t.index}, pool {t.pool_size}: {_fmt(v, metric.digits)} {metric.unit} "
-                f"({_fmt(t.rps, 1)} req/s, p95 {_fmt_opt(t.latency_p95_ms)} ms, "
-                f"p99 {_fmt_opt(t.latency_p99_ms)} ms, {_fmt(t.failure_pct, 1)}% failed)"
-            )
-            parts.append(
-                f'<circle class="pb-point" cx="{xx:.1f}" cy="{yy:.1f}" r="4.5" fill="{color}" stroke="#fff" '
-                f'stroke-width="1.5" data-sweep="{s.sweep_id or ""}" data-trial="{t.index}" '
-                f'data-size="{t.pool_size}" data-value="{v!r}" data-rps="{t.rps!r}">'
-                f"<title>{escape(tip)}</title></circle>"
-            )
-        parts.append("</g>")
-    if len(series) > 1 or any(s.mode for s in series):
-        parts.append(_legend(series))
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
+    seen: dict[int, int] = {}
+    for t, v in values:
+        # Repeats of one size are nudged sideways a little so that equal values stay visible.
+        k = seen[t.pool_size] = seen.get(t.pool_size, -1) + 1
+        nudge = (k % 3 - 1) * 3 if len(by_size[t.pool_size]) > 1 else 0
+        parts.append(_point(plot, s, t, v, plot.x(t.pool_size) + offset + nudge))
+    parts.append("</g>")
+    return parts
+
+
+def _point(plot: _Plot, s: Series, t: Any, v: float, xx: float) -> str:
+    metric = plot.metric
+    tip = (
+        f"{s.name}: trial {t.index}, pool {t.pool_size}: {_fmt(v, metric.digits)} {metric.unit} "
+        f"({_fmt(t.rps, 1)} req/s, p95 {_fmt_opt(t.latency_p95_ms)} ms, "
+        f"p99 {_fmt_opt(t.latency_p99_ms)} ms, {_fmt(t.failure_pct, 1)}% failed)"
+    )
+    return (
+        f'<circle class="pb-point" cx="{xx:.1f}" cy="{plot.y(v):.1f}" r="4.5" fill="{escape(s.color)}" '
+        f'stroke="#fff" stroke-width="1.5" data-sweep="{s.sweep_id or ""}" data-trial="{t.index}" '
+        f'data-size="{t.pool_size}" data-value="{v!r}" data-rps="{t.rps!r}">'
+        f"<title>{escape(tip)}</title></circle>"
+    )
 
 
 def _short_label(t: Any) -> str:

@@ -19,11 +19,14 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from poolbench import __version__
 from poolbench.models import Sweep
 from poolbench.results import charts
+from poolbench.results.heatmap import grid_svg
 from poolbench.results.tables import sweep_summary, trials_table
+from poolbench.wire import TIMING_PARTS
 
 FORMATS = ("table", "csv", "json", "html")
 
@@ -44,6 +47,11 @@ SWEEP_COLUMNS: list[tuple[str, str]] = [
     ("best_rps", "best_rps"),
     ("recommended_size", "recommended_size"),
     ("recommendation", "recommendation"),
+    ("formula_connections", "formula_connections"),
+    ("formula_per_worker", "formula_per_worker"),
+    ("gate_size", "gate_size"),
+    ("gate_passed", "gate_passed"),
+    ("gate_breaches", "gate_breaches"),
     ("command", "command"),
 ]
 # (column, attribute of Trial)
@@ -76,11 +84,19 @@ TRIAL_COLUMNS: list[tuple[str, str]] = [
     ("latency_p999_ms", "latency_p999_ms"),
     ("latency_max_ms", "latency_max_ms"),
     ("load_bound", "load_bound"),
+    ("peak_db_connections", "peak_connections"),
+    ("mean_db_connections", "mean_connections"),
+    *((f"{part}_{kind}_ms", f"{part}_{kind}_ms") for part in TIMING_PARTS for kind in ("mean", "p95")),
+    ("load_cores", "load_cores"),
+    ("server_cores", "server_cores"),
+    ("database_cores", "database_cores"),
+    ("server_start_s", "server_start_s"),
+    ("warmup_s", "warmup_s"),
     ("trial_started_at", "started_at"),
     ("trial_finished_at", "finished_at"),
 ]
 # Derived from JSON fields, flat enough for a spreadsheet.
-EXTRA_COLUMNS = ["peak_db_connections", "error_count", "top_error"]
+EXTRA_COLUMNS = ["error_count", "top_error"]
 COLUMNS = [c for c, _ in SWEEP_COLUMNS] + [c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS
 # Kept whole in JSON only.
 TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead"]
@@ -108,7 +124,6 @@ def trial_records(sweeps: Sequence[Sweep]) -> list[dict[str, Any]]:
             continue
         for t in trials:
             row = {**head, **{col: _value(t, attr) for col, attr in TRIAL_COLUMNS}}
-            row["peak_db_connections"] = (t.db_stats or {}).get("peak_connections")
             row["error_count"] = sum(e.get("count", 0) for e in t.errors or [])
             top = max(t.errors or [], key=lambda e: e.get("count", 0), default=None)
             row["top_error"] = top["message"][:300] if top else ""
@@ -159,12 +174,18 @@ def to_table(sweeps: Sequence[Sweep]) -> str:
 
 
 def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
-    """What a page needs to show one sweep: its trials, the four charts, and what could not be drawn."""
+    """What a page needs to show one sweep: its trials, the four charts, the grid's heatmap, the
+    per-size summary, and what could not be drawn."""
     series = charts.series_for([sweep])
+    trials = sorted(sweep.trials.all(), key=lambda t: t.index)
+    grid = len({(t.workers, t.threads) for t in trials}) > 1
     return {
         "sweep": sweep,
-        "trials": sorted(sweep.trials.all(), key=lambda t: t.index),
+        "trials": trials,
         "charts": charts.charts(series, prefix=prefix),
+        # Several workers x threads: req/s of each (concurrency, pool) cell as a heatmap.
+        "heatmap": mark_safe(grid_svg(trials)) if grid else "",
+        "sizes": [s for s in sweep.size_summaries.all() if s.size is not None],
         "unplotted": series[0].unplotted,
         "references": series[0].references,
         "top_errors": top_errors(sweep),
@@ -229,5 +250,5 @@ def write(path: Path, text: str) -> None:
 def load_trials_of(sweeps: Sequence[Sweep]) -> list[Sweep]:
     """The sweeps with their trials fetched in one query each way."""
     ids = [s.pk for s in sweeps]
-    fetched = {s.pk: s for s in Sweep.objects.filter(pk__in=ids).prefetch_related("trials")}
+    fetched = {s.pk: s for s in Sweep.objects.filter(pk__in=ids).prefetch_related("trials", "size_summaries")}
     return [fetched[i] for i in ids if i in fetched]

@@ -10,10 +10,14 @@ from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
 from poolbench.models import Trial
 from poolbench.results import analysis
 from poolbench.sweep.server import ServerError, TrialServer
+from poolbench.wire import TIMING_PARTS
 
 if TYPE_CHECKING:
     from poolbench.sweep.plan import TrialSpec
     from poolbench.sweep.run import SweepOptions
+
+# Trial columns of the CPU sampler's roles: mean cores in the measured window.
+CPU_COLUMNS = {"load": "load_cores", "server": "server_cores", "database": "database_cores"}
 
 
 def record_measurements(
@@ -29,22 +33,15 @@ def record_measurements(
     for sampler in (db_sampler, cpu):
         if sampler is not None:
             sampler.stop()
-    pool = server.stats(load_ended=output.get("measure_end"))
-    measured = stats.summarize(output)
-    for name, value in measured.items():
+    for name, value in stats.summarize(output).items():
         setattr(trial, name, value)
-    trial.pool_stats.update(
-        {
-            "total": stats.sum_pool_stats(pool.get("workers", {})),
-            "workers": {pid: w.get("pool", {}) for pid, w in pool.get("workers", {}).items()},
-        }
-    )
-    trial.timing = stats.merge_timing(pool.get("workers", {}))
+    record_server(trial, server.stats(load_ended=output.get("measure_end")))
     if db_sampler is not None:
         trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
+        trial.peak_connections = trial.db_stats.get("peak_connections")
+        trial.mean_connections = trial.db_stats.get("mean_connections")
     if cpu is not None:
-        trial.cpu = cpu.result()
-        trial.cpu.setdefault("database", {})["scope"] = db_sampler.db_scope if db_sampler else "unknown"
+        record_cpu(trial, cpu.result(), db_sampler.db_scope if db_sampler else "unknown")
     reasons = analysis.load_bound_reasons(
         # A pool larger than the server's threads is never full, whatever the load: only the
         # connections the threads can hold need users.
@@ -53,12 +50,38 @@ def record_measurements(
     )  # fmt: skip
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    if server.started_in:
+        trial.server_start_s = round(server.started_in, 3)
     if output.get("measure_start") and output.get("test_start"):
-        trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
+        trial.warmup_s = trial.overhead["warmup_s"] = round(output["measure_start"] - output["test_start"], 3)
     if not output.get("warmup_done") and options.load.warmup:
         trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
     if output.get("distributed"):
         trial.notes.append(f"load from {output.get('workers', 0)} Locust worker process(es)")
+
+
+def record_server(trial: Trial, pool: dict[str, Any]) -> None:
+    """The server's own figures: the pool's counters (summed, and per worker) and the time split."""
+    workers = pool.get("workers", {})
+    trial.pool_stats.update(
+        {
+            "total": stats.sum_pool_stats(workers),
+            "workers": {pid: w.get("pool", {}) for pid, w in workers.items()},
+        }
+    )
+    trial.timing = stats.merge_timing(workers)
+    for part in TIMING_PARTS:
+        values = trial.timing.get(part) or {}
+        setattr(trial, f"{part}_mean_ms", values.get("mean_ms"))
+        setattr(trial, f"{part}_p95_ms", values.get("p95_ms"))
+
+
+def record_cpu(trial: Trial, cpu: dict[str, Any], database_scope: str) -> None:
+    """The CPU sampler's result (the detail) and each role's mean cores (the columns)."""
+    trial.cpu = cpu
+    trial.cpu.setdefault("database", {})["scope"] = database_scope
+    for role, column in CPU_COLUMNS.items():
+        setattr(trial, column, (cpu.get(role) or {}).get("mean_cores"))
 
 
 def record_partial(

@@ -1,5 +1,5 @@
-"""A sweep's verdict, written onto its row: best and recommended size per mode, by-size medians and
-spread, the formula's starting point and the CI gates."""
+"""A sweep's verdict, written onto its row: best and recommended size per mode, the per-size medians
+and spread (SizeSummary rows), the formula's starting point and the CI gates (fields of Sweep)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from poolbench import backends
-from poolbench.models import Sweep, Trial
+from poolbench.models import SizeSummary, Sweep, Trial
 from poolbench.results import analysis
 
 if TYPE_CHECKING:
@@ -38,60 +38,104 @@ def sweep_formula(options: SweepOptions) -> dict[str, Any]:
 
 
 def summarize(sweep: Sweep, options: SweepOptions) -> None:
-    """Best and recommended size per pooled mode (sizes of different modes are not comparable); the
-    sweep's own fields hold the first pooled mode's, ``options['by_mode']`` every mode's."""
+    """Best and recommended size per pooled mode (sizes of different modes are not comparable): the
+    sweep's own fields hold the first pooled mode's, its SizeSummary rows every configuration's. Then
+    the formula and the CI gates, onto the sweep's fields. The rows are written; the sweep is not saved."""
     trials = list(sweep.trials.all())
     modes = list(dict.fromkeys(s.mode for s in options.plan.specs))
-    by_mode: dict[str, Any] = {}
-    texts = []
-    first = True
-    for mode in modes:
-        mine = [t for t in trials if t.mode == mode]
-        ok = [t for t in mine if t.status == Trial.Status.OK]
-        if mode not in backends.POOLED_MODES:
-            if ok:
-                best = max(ok, key=lambda t: t.rps)
-                by_mode[mode] = {"best_rps": round(best.rps, 2), "failures": sum(t.failures for t in ok)}
-            continue
-        summaries = analysis.by_size(mine)
-        entry: dict[str, Any] = {}
-        if summaries:
-            best = max(summaries, key=lambda s: s.rps)
-            entry.update(best_size=best.size, best_rps=round(best.rps, 2))
-        size, text = analysis.recommend(summaries, options.tolerance)
-        entry.update(recommended_size=size, recommendation=text)
-        by_mode[mode] = entry
-        if first:
-            sweep.best_size, sweep.best_rps = entry.get("best_size"), entry.get("best_rps")
-            sweep.recommended_size = size
-            first = False
-        texts.append(text)
-    pooled = [m for m in modes if m in backends.POOLED_MODES]
+    verdicts = write_summaries(sweep, trials, modes, options.tolerance)
+    pooled = list(verdicts)
+    if pooled:
+        first = sweep.by_mode().get(pooled[0], {})
+        sweep.best_size, sweep.best_rps = first.get("best_size"), first.get("best_rps")
+        sweep.recommended_size = verdicts[pooled[0]][0]
     if len(pooled) > 1:
-        sweep.recommendation = " ".join(f"{m}: {by_mode[m]['recommendation']}" for m in pooled)
+        sweep.recommendation = " ".join(f"{m}: {verdicts[m][1]}" for m in pooled)
     elif pooled:
-        sweep.recommendation = texts[0]
+        sweep.recommendation = verdicts[pooled[0]][1]
     else:
         sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
-    sweep.options = {**sweep.options, "by_mode": by_mode}
-    # By size (median and spread over --repeat), the formula and the CI gates, judged on the size
-    # recommended for the first pooled mode (or its best size when nothing is recommended).
-    summaries = analysis.by_size(trials)
-    first_mode = pooled[0] if pooled else None
-    gate_trials = [t for t in trials if t.mode == first_mode] if first_mode else trials
-    gate_size = analysis.gate_size([s for s in summaries if s.mode == first_mode], sweep.recommended_size)
-    sweep.options = {
-        **sweep.options,
-        "by_size": [s.as_dict() for s in summaries],
-        "formula": sweep_formula(options),
-        "gates": {
-            "fail_under_rps": options.gates.fail_under_rps,
-            "max_failure_rate": options.gates.max_failure_rate,
-            "max_p99_ms": options.gates.max_p99_ms,
-            "size": gate_size,
-            "breaches": analysis.check_gates(gate_trials, gate_size, options.gates) if options.gates else [],
-        },
-    }
+    set_formula(sweep, sweep_formula(options))
+    judge_gates(sweep, trials, pooled[0] if pooled else None, options.gates)
+
+
+def write_summaries(
+    sweep: Sweep, trials: list[Trial], modes: list[str], tolerance: float
+) -> dict[str, tuple[int | None, str]]:
+    """Write the sweep's SizeSummary rows, ``modes`` in that order; return each pooled mode's
+    recommended size and why (analysis.recommend)."""
+    rows: list[SizeSummary] = []
+    verdicts: dict[str, tuple[int | None, str]] = {}
+    for mode in modes:
+        mine = [t for t in trials if t.mode == mode]
+        if mode not in backends.POOLED_MODES:
+            rows += [_row(sweep, s) for s in analysis.without_pool(mine)]
+            continue
+        summaries = analysis.by_size(mine)
+        verdicts[mode] = analysis.recommend(summaries, tolerance)
+        rows += _mode_rows(sweep, summaries, verdicts[mode][0], tolerance)
+    save_summaries(sweep, rows)
+    return verdicts
+
+
+def _row(
+    sweep: Sweep, s: analysis.SizeSummary, *, on_plateau: bool = False, recommended: bool = False
+) -> SizeSummary:
+    return SizeSummary(
+        sweep=sweep, mode=s.mode, workers=s.workers, threads=s.threads, size=s.size or None,
+        trials=s.trials, rps=s.rps, rps_min=s.rps_min, rps_max=s.rps_max, rps_cv=s.rps_cv, p99_ms=s.p99_ms,
+        failures=s.failures, failure_pct=s.failure_pct, load_bound=s.load_bound, on_plateau=on_plateau,
+        recommended=recommended,
+    )  # fmt: skip
+
+
+def _mode_rows(
+    sweep: Sweep, summaries: list[analysis.SizeSummary], recommended: int | None, tolerance: float
+) -> list[SizeSummary]:
+    """A pooled mode's rows: on the plateau of the mode's best throughput or not, and which one is the
+    recommended size (in the configuration, workers x threads, that holds the best)."""
+    best = max(summaries, key=lambda s: s.rps, default=None)
+    if best is None:
+        return []
+    return [
+        _row(
+            sweep,
+            s,
+            on_plateau=analysis.on_plateau(s, best, tolerance),
+            recommended=s.size == recommended and s.config == best.config,
+        )  # fmt: skip
+        for s in summaries
+    ]
+
+
+def save_summaries(sweep: Sweep, rows: list[SizeSummary]) -> None:
+    """Replace the sweep's SizeSummary rows (a sweep summarised twice keeps only the last)."""
+    for position, row in enumerate(rows, start=1):
+        row.position = position
+    sweep.size_summaries.all().delete()
+    SizeSummary.objects.db_manager(sweep._state.db).bulk_create(rows)
+
+
+def set_formula(sweep: Sweep, formula: dict[str, Any]) -> None:
+    sweep.formula_cores = formula["cores"]
+    sweep.formula_cores_source = formula["cores_source"][:200]
+    sweep.formula_spindles = formula["spindles"]
+    sweep.formula_workers = formula["workers"]
+    sweep.formula_connections = formula["connections"]
+    sweep.formula_per_worker = formula["per_worker"]
+
+
+def judge_gates(sweep: Sweep, trials: list[Trial], mode: str | None, gates: analysis.Gates) -> None:
+    """The CI gates, judged on the size recommended for the first pooled mode (or its best size when
+    nothing is recommended); every trial is judged when no pooled mode ran."""
+    gate_trials = [t for t in trials if t.mode == mode] if mode else trials
+    summaries = [s for s in analysis.by_size(trials) if s.mode == mode]
+    sweep.gate_size = analysis.gate_size(summaries, sweep.recommended_size)
+    sweep.gate_fail_under_rps = gates.fail_under_rps
+    sweep.gate_max_failure_rate = gates.max_failure_rate
+    sweep.gate_max_p99_ms = gates.max_p99_ms
+    sweep.gate_breaches = analysis.check_gates(gate_trials, sweep.gate_size, gates) if gates else []
+    sweep.gate_passed = not sweep.gate_breaches if gates else None
 
 
 def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
@@ -107,5 +151,4 @@ def finish_sweep(sweep: Sweep, options: SweepOptions) -> None:
 
 def gate_breaches(sweep: Sweep) -> tuple[int | None, list[str]]:
     """The CI gates' verdict on a finished sweep: (the size judged, the thresholds it broke)."""
-    gates = sweep.options.get("gates", {})
-    return gates.get("size"), list(gates.get("breaches") or [])
+    return sweep.gate_size, list(sweep.gate_breaches or [])

@@ -48,22 +48,17 @@ def _num(value: Any, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _cores(role: Mapping[str, Any] | None) -> str:
-    if not role or "mean_cores" not in role:
-        return "?"
-    return f"{role['mean_cores']:.1f}"
-
-
-def cpu_cell(cpu: Mapping[str, Any]) -> str:
-    """Cores used on average in the window by Locust, the server and the database ('?' = not seen)."""
-    if not cpu:
+def cpu_cell(t: Trial) -> str:
+    """Cores used on average in the window by Locust, the server and the database ('?' = not seen,
+    '-' = not sampled)."""
+    if not t.cpu:
         return "-"
-    return "/".join(_cores(cpu.get(role)) for role in ("load", "server", "database"))
+    cores = (t.load_cores, t.server_cores, t.database_cores)
+    return "/".join("?" if c is None else f"{c:.1f}" for c in cores)
 
 
 def trial_row(t: Trial) -> list[Any]:
     status = t.status if not t.load_bound else f"{t.status} (LOAD-BOUND)"
-    db = t.db_stats or {}
     return [
         t.index,
         t.label,
@@ -76,9 +71,9 @@ def trial_row(t: Trial) -> list[Any]:
         _num(t.latency_max_ms),
         t.failures,
         _num(t.failure_pct, 1),
-        cpu_cell(t.cpu),
-        db.get("peak_connections", "-"),
-        _num(db.get("mean_connections"), 1),
+        cpu_cell(t),
+        "-" if t.peak_connections is None else t.peak_connections,
+        _num(t.mean_connections, 1),
         status,
     ]
 
@@ -120,7 +115,8 @@ def shows_pages(trials: Iterable[Trial]) -> bool:
     return any(not str(e.get("name", "")).startswith(PREFIX) for t in trials for e in t.endpoints or [])
 
 
-def sizes_table(summaries: Sequence[analysis.SizeSummary], tablefmt: str = "simple") -> str:
+def sizes_table(summaries: Sequence[Any], tablefmt: str = "simple") -> str:
+    """Per configuration and size: analysis.SizeSummary or the SizeSummary rows (the same names)."""
     rows = []
     for s in summaries:
         label = f"{s.mode} {s.size}"
@@ -149,11 +145,11 @@ def _ms(value: float | None) -> str:
     return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
 
 
-def _part(timing: Mapping[str, Any], part: str) -> str:
-    values = timing.get(part)
-    if not values:
+def _part(t: Trial, part: str) -> str:
+    mean = getattr(t, f"{part}_mean_ms")
+    if mean is None:
         return "-"
-    return f"{_ms(values['mean_ms'])} / {_ms(values['p95_ms'])}"
+    return f"{_ms(mean)} / {_ms(getattr(t, f'{part}_p95_ms'))}"
 
 
 def largest_share(timing: Mapping[str, Any]) -> str:
@@ -174,10 +170,10 @@ def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
                 t.index,
                 t.label,
                 t.timing.get("requests", 0),
-                _part(t.timing, "acquire"),
-                _part(t.timing, "db"),
-                _part(t.timing, "app"),
-                _part(t.timing, "total"),
+                _part(t, "acquire"),
+                _part(t, "db"),
+                _part(t, "app"),
+                _part(t, "total"),
                 largest_share(t.timing),
             ]
         )
@@ -186,7 +182,7 @@ def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
 
 def sweep_summary(sweep: Sweep) -> list[str]:
     lines = []
-    by_mode = (sweep.options or {}).get("by_mode") or {}
+    by_mode = sweep.by_mode()
     if len(by_mode) > 1:
         for mode, entry in by_mode.items():
             if entry.get("best_size") is not None:
@@ -196,7 +192,7 @@ def sweep_summary(sweep: Sweep) -> list[str]:
                 lines.append(f"Best throughput ({mode}): {entry['best_rps']:,.1f} req/s.")
     elif sweep.best_size is not None:
         lines.append(f"Best throughput: {sweep.best_rps:,.1f} req/s at pool size {sweep.best_size}.")
-    formula = (sweep.options or {}).get("formula")
+    formula = sweep.formula
     if formula:
         lines.append(analysis.formula_text(formula))
     search = (sweep.options or {}).get("search")
@@ -250,7 +246,7 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
     if len({(t.workers, t.threads) for t in trials}) > 1:
         lines += ["", "Server concurrency grid: req/s (max DB connections = workers x (pool + overflow))"]
         lines.append(grid_table(trials))
-    summaries = analysis.by_size(trials)
+    summaries = [s for s in sweep.size_summaries.all() if s.size is not None]
     if summaries:
         lines += [
             "",
