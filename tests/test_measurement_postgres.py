@@ -211,8 +211,10 @@ def test_cpu_starved_locust_is_flagged(no_stray_children):
     watcher = threading.Thread(target=starve, daemon=True)
     watcher.start()
     try:
+        # 32 users for 8 threads: a starved Locust always has answers to read. With 8 it got so little
+        # CPU on a busy machine that it sometimes waited for the server, and its demand read 0.87.
         text, sweep = sweep_command(
-            "--sizes", "4", "--workers", "1", "--threads", "8", "--users", "8", "--duration", "3", "--warmup", "1"
+            "--sizes", "4", "--workers", "1", "--threads", "8", "--users", "32", "--duration", "3", "--warmup", "1"
         )  # fmt: skip
     finally:
         stop.set()

@@ -62,8 +62,12 @@ class ProcessCPU(Sampler):
         self._last = 0.0
         self._was_measuring = False
 
-    def _demand(self, pid: int, now: float) -> tuple[float, float] | None:
+    def _demand(self, pid: int) -> tuple[float, float] | None:
         stat = schedstat(pid)
+        # The time of this read, not of the sample's start: walking the process trees takes a varying
+        # part of a second on a busy machine, and an interval timed from the sample's start would not
+        # be the one the counters cover.
+        now = time.monotonic()
         if stat is None:
             return None
         before = self._sched.get(pid)
@@ -101,7 +105,7 @@ class ProcessCPU(Sampler):
                         busy += known.cpu_percent(None) / 100.0
                     except psutil.Error:
                         continue
-                    demand = self._demand(proc.pid, now)
+                    demand = self._demand(proc.pid)
                     if keep and demand is not None:
                         self.per_process.setdefault(role, {}).setdefault(proc.pid, []).append(demand)
             if keep:
