@@ -14,126 +14,19 @@ import json
 import os
 import threading
 import time
-from time import perf_counter
 from typing import Any
 
-from poolbench.wire import (
-    CONFIG_ENV,
-    ERROR_HEADER,
-    MEASURE_MARK,
-    PREFIX,
-    TIMING_PARTS,
-    TOKEN_HEADER,
-    WRITE_INTERVAL,
-)
+from poolbench.server.timing import Timing, instrument
+from poolbench.server.timing import bucket as bucket  # still importable from here
+from poolbench.wire import CONFIG_ENV, ERROR_HEADER, MEASURE_MARK, PREFIX, TOKEN_HEADER, WRITE_INTERVAL
 
-
-def bucket(ms: float) -> str:
-    """Histogram key: two significant digits (at most 5% off), so a worker keeps ~100 keys per decade."""
-    return "0" if ms <= 0 else f"{float(f'{ms:.2g}'):g}"
-
-
-class Timing:
-    """Where each request's time went inside one worker: getting a connection (pool wait), the
-    database (execute wrapper), and the rest. Sums and histograms only, never a list per request."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.local = threading.local()
-        self.reset()
-
-    def reset(self) -> None:
-        with self.lock:
-            self.requests = 0
-            self.acquires = 0
-            self.queries = 0
-            self.sums = {part: 0.0 for part in TIMING_PARTS}
-            self.maxes = {part: 0.0 for part in TIMING_PARTS}
-            self.hists: dict[str, dict[str, int]] = {part: {} for part in TIMING_PARTS}
-            self.since = time.time()
-
-    def begin(self) -> None:
-        local = self.local
-        local.active = True
-        local.acquire = 0.0
-        local.db = 0.0
-        local.acquires = 0
-        local.queries = 0
-        local.start = perf_counter()
-
-    def add_acquire(self, seconds: float) -> None:
-        local = self.local
-        if getattr(local, "active", False):
-            local.acquire += seconds
-            local.acquires += 1
-
-    def add_db(self, seconds: float) -> None:
-        local = self.local
-        if getattr(local, "active", False):
-            local.db += seconds
-            local.queries += 1
-
-    def end(self) -> None:
-        local = self.local
-        if not getattr(local, "active", False):
-            return
-        local.active = False
-        total = (perf_counter() - local.start) * 1000.0
-        acquire, db = local.acquire * 1000.0, local.db * 1000.0
-        values = {"acquire": acquire, "db": db, "app": max(0.0, total - acquire - db), "total": total}
-        with self.lock:
-            self.requests += 1
-            self.acquires += local.acquires
-            self.queries += local.queries
-            for part, ms in values.items():
-                self.sums[part] += ms
-                if ms > self.maxes[part]:
-                    self.maxes[part] = ms
-                hist = self.hists[part]
-                key = bucket(ms)
-                hist[key] = hist.get(key, 0) + 1
-
-    def execute_wrapper(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-        t0 = perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.add_db(perf_counter() - t0)
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "since": self.since,
-                "requests": self.requests,
-                "acquires": self.acquires,
-                "queries": self.queries,
-                "sums": dict(self.sums),
-                "maxes": dict(self.maxes),
-                "hists": {part: dict(h) for part, h in self.hists.items()},
-            }
-
-
-def instrument(alias: str, timing: Timing) -> None:
-    """Time connection acquisition for ``alias``: DatabaseWrapper.connect() is where Django takes a
-    connection from the pool (psycopg_pool.getconn, SQLAlchemy QueuePool) or opens a new one."""
-    from django.db import connections
-
-    cls = type(connections[alias])
-    if getattr(cls, "_poolbench_timed", False):
-        return
-    original = cls.connect
-
-    def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.alias != alias:
-            return original(self, *args, **kwargs)
-        t0 = perf_counter()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            timing.add_acquire(perf_counter() - t0)
-
-    cls.connect = connect
-    cls._poolbench_timed = True
+# A test hook, never set by poolbench itself: with POOLBENCH_HOLD_IMPORT=<path> in the command's
+# environment (the trial servers and the fork server inherit it, see sweep/server.py base_env), each
+# worker of a trial server writes "<path>.held" and then waits at import, before the site loads, until
+# <path> exists (at most HOLD_LIMIT seconds). A test can then act while a server is certainly starting
+# (tests/test_interrupt.py), instead of sleeping and hoping to hit that moment.
+HOLD_IMPORT_ENV = "POOLBENCH_HOLD_IMPORT"
+HOLD_LIMIT = 60.0
 
 
 def _load_config() -> dict[str, Any]:
@@ -471,4 +364,20 @@ def build_application() -> PoolbenchApp:
     return PoolbenchApp(site_app, config, collector)
 
 
-application = build_application() if os.environ.get(CONFIG_ENV) else None
+def hold_import() -> None:
+    """The test hook above: wait while ``$POOLBENCH_HOLD_IMPORT`` is set and its file does not exist."""
+    path = os.environ.get(HOLD_IMPORT_ENV)
+    if not path:
+        return
+    with open(f"{path}.held", "a", encoding="utf-8") as fh:
+        fh.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + HOLD_LIMIT
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+if os.environ.get(CONFIG_ENV):
+    hold_import()
+    application = build_application()
+else:
+    application = None

@@ -122,11 +122,6 @@ def stop_all() -> None:
             stop(proc, grace=2.0)
 
 
-def live() -> list[subprocess.Popen[Any]]:
-    """The children started by spawn() that have not been stopped yet."""
-    return [p for p in _LIVE if p.poll() is None]
-
-
 def tail(path: str | os.PathLike[str], lines: int = 30) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:

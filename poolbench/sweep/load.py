@@ -71,11 +71,9 @@ class LoadSettings:
         }
 
 
-def locust_command(
-    settings: LoadSettings, host: str, out: Path, csv_prefix: Path, go: Path | None = None
-) -> list[str]:
-    # csv_prefix is kept for callers but unused: Locust's CSV files were never read, and writing them
-    # cost the load generator CPU every second.
+def locust_command(settings: LoadSettings, host: str, out: Path, go: Path | None = None) -> list[str]:
+    # No --csv: Locust's CSV files were never read, and writing them cost the load generator CPU
+    # every second.
     spawn_rate = settings.spawn_rate or settings.users  # 0 = everyone at once
     # The plugin ends the window after --poolbench-duration; --run-time is only the safety net.
     run_time = math.ceil(settings.warmup + settings.duration) + 30
@@ -126,17 +124,35 @@ def worker_command(settings: LoadSettings, master_host: str = "") -> str:
 
 @dataclass
 class StartedLoad:
-    """A Locust process started ahead of its trial: it imports, then waits for the go-file (with the host)."""
+    """A Locust process started ahead of its load: it imports, then waits for the go-file (with the host)."""
 
     proc: subprocess.Popen[Any]
     directory: Path
     out: Path
     log_path: Path
     go: Path
+    stopped: bool = field(default=False, init=False)
+
+    def release(self, host: str) -> None:
+        """The go-ahead: it carries what was not known when Locust started, the server's URL."""
+        tmp = self.go.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"host": host}), encoding="utf-8")
+        os.replace(tmp, self.go)
+
+    def stop(self) -> None:
+        """Stop Locust and everything in its process group, once."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self.out.exists():
+            # The results are written (and a master has told its workers to quit): nothing left to wait for.
+            children.stop(self.proc, grace=0.0, sig=signal.SIGKILL)
+        else:
+            children.stop(self.proc, grace=1.0)
 
 
 def start_load(settings: LoadSettings, directory: Path) -> StartedLoad:
-    """Start Locust now; it begins the load when ``go`` is written (see run_load)."""
+    """Start Locust now; it begins the load when released (``StartedLoad.release``)."""
     out, log_path, go = directory / "locust.json", directory / "locust.log", directory / "locust.go"
     # Locust never needs the database: leave out any variable that carries one of its passwords
     # (DATABASE_URL=postgres://user:secret@..., say), so a scenario or its logs cannot show it.
@@ -148,7 +164,7 @@ def start_load(settings: LoadSettings, directory: Path) -> StartedLoad:
     # The real host is in the go-file; Locust wants one on the command line, so a placeholder here.
     with open(log_path, "ab") as log:
         proc = children.spawn(
-            locust_command(settings, "http://127.0.0.1", out, directory / "locust", go=go),
+            locust_command(settings, "http://127.0.0.1", out, go=go),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(directory),
         )  # fmt: skip
     return StartedLoad(proc=proc, directory=directory, out=out, log_path=log_path, go=go)
@@ -160,74 +176,80 @@ def run_load(
     state_dir: Path,
     *,
     on_tick: Callable[[float, float], None] | None = None,
-    on_start: Callable[[int], None] | None = None,
     on_measuring: Callable[[], None] | None = None,
-    ready: Callable[[], None] | None = None,
     started: StartedLoad | None = None,
     tick: float = 5.0,
 ) -> dict[str, Any]:
-    """Run one Locust load against ``host``; return the plugin's output (see locust_plugin.py).
-
-    Locust is started first (or was, ``started``: importing it takes a second) and waits; ``ready()``
-    runs meanwhile (it starts the trial server and returns once it answers), then the load begins.
-    """
+    """Run one Locust load against ``host`` (started now, or ``started`` ahead); the plugin's output."""
     load = started or start_load(settings, state_dir)
-    proc, out, log_path = load.proc, load.out, load.log_path
-    planned = settings.warmup + settings.duration
-    if on_start:
-        on_start(proc.pid)
+    load.release(host)
+    return wait_load(settings, load, on_tick=on_tick, on_measuring=on_measuring, tick=tick)
+
+
+def wait_load(
+    settings: LoadSettings,
+    load: StartedLoad,
+    *,
+    on_tick: Callable[[float, float], None] | None = None,
+    on_measuring: Callable[[], None] | None = None,
+    tick: float = 5.0,
+) -> dict[str, Any]:
+    """Wait for a released Locust to write its results (see loadgen/plugin.py), then stop it; its output.
+
+    On Ctrl-C/SIGTERM Locust is stopped with SIGTERM, which makes it run its shutdown and fire
+    ``quitting``: the plugin then writes what was measured so far, and the ``KeyboardInterrupt``
+    carries it as ``partial`` for the interrupted trial to keep.
+    """
     try:
-        if ready is not None:
-            ready()
-        # The go-ahead carries what was not known when Locust started: the server's URL.
-        tmp = load.go.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": host}), encoding="utf-8")
-        os.replace(tmp, load.go)
-        start = time.monotonic()
-        last_tick = start
-        allowed = planned + 60 + (settings.workers_timeout if settings.expect_workers else 0)
-        deadline = start + allowed
-        marker = Path(f"{out}.measuring")
-        while proc.poll() is None:
-            if out.exists():
-                break  # the results are written: what is left is Locust's own teardown, not worth waiting for
-            now = time.monotonic()
-            if on_measuring and marker.exists():
-                on_measuring()
-                on_measuring = None
-            if now > deadline:
-                raise LoadError(f"Locust did not finish within {allowed:.0f}s", children.tail(log_path))
-            if on_tick and now - last_tick >= tick:
-                last_tick = now
-                on_tick(now - start, planned)
-            time.sleep(0.02)
+        _poll(settings, load, on_tick, on_measuring, tick)
     except KeyboardInterrupt as exc:
-        # SIGTERM makes Locust run its shutdown, which fires `quitting`: the plugin then writes
-        # what was measured so far, and the interrupted trial keeps it.
         with children.shielded(reraise=False):
-            children.stop(proc, grace=5.0)
-            exc.partial = read_output(out)  # type: ignore[attr-defined]
+            children.stop(load.proc, grace=5.0)
+            exc.partial = read_output(load.out)  # type: ignore[attr-defined]
         raise
     finally:
-        if out.exists():
-            # The results are written (and a master has told its workers to quit): nothing left to wait for.
-            children.stop(proc, grace=0.0, sig=signal.SIGKILL)
-        else:
-            children.stop(proc, grace=1.0)
-    if settings.expect_workers and "Gave up waiting for workers" in children.tail(log_path, 200):
+        load.stop()
+    if settings.expect_workers and "Gave up waiting for workers" in children.tail(load.log_path, 200):
         raise WorkersMissing(
             f"the Locust master waited {settings.workers_timeout:g}s but fewer than "
             f"{settings.expect_workers} worker(s) connected on port {settings.master_port}; "
             "start them on the load machines with: "
             f"{worker_command(settings)}",
-            children.tail(log_path),
+            children.tail(load.log_path),
         )
-    output = read_output(out)
+    output = read_output(load.out)
     if output is None:
         raise LoadError(
-            f"Locust exited with code {proc.returncode} and wrote no results", children.tail(log_path)
+            f"Locust exited with code {load.proc.returncode} and wrote no results",
+            children.tail(load.log_path),
         )
     return output
+
+
+def _poll(
+    settings: LoadSettings,
+    load: StartedLoad,
+    on_tick: Callable[[float, float], None] | None,
+    on_measuring: Callable[[], None] | None,
+    tick: float,
+) -> None:
+    """Until Locust has written its results (what is left then is its own teardown, not worth waiting for)."""
+    planned = settings.warmup + settings.duration
+    start = last_tick = time.monotonic()
+    allowed = planned + 60 + (settings.workers_timeout if settings.expect_workers else 0)
+    deadline = start + allowed
+    marker = Path(f"{load.out}.measuring")
+    while load.proc.poll() is None and not load.out.exists():
+        now = time.monotonic()
+        if on_measuring and marker.exists():
+            on_measuring()
+            on_measuring = None
+        if now > deadline:
+            raise LoadError(f"Locust did not finish within {allowed:.0f}s", children.tail(load.log_path))
+        if on_tick and now - last_tick >= tick:
+            last_tick = now
+            on_tick(now - start, planned)
+        time.sleep(0.02)
 
 
 def read_output(path: Path) -> dict[str, Any] | None:

@@ -29,6 +29,8 @@ class ServerError(RuntimeError):
 
 def base_env(settings_module: str) -> dict[str, str]:
     """The environment of a trial server (and of the fork server that starts them)."""
+    # The command's whole environment, the tests' POOLBENCH_HOLD_IMPORT hook included (see
+    # server/wsgi.py): a forked trial server gets it from the fork server, started with this too.
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = settings_module
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
