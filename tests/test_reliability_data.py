@@ -253,6 +253,8 @@ def _kill_trial_server(run: LiveManage, tmp_path) -> None:
             pass
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_a_trial_server_killed_mid_trial_keeps_locusts_figures(tmp_path, no_stray_children):
     results = tmp_path / "results.sqlite3"
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings_faults", "POOLBENCH_TEST_RESULTS": str(results)}
@@ -285,3 +287,19 @@ def test_a_trial_server_killed_mid_trial_keeps_locusts_figures(tmp_path, no_stra
     assert sweeps[2]["recommended_size"] == 4
     assert "no smaller size came within" not in recommendation
     assert "size 2 measured nothing" in recommendation
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_trial_in_which_no_request_succeeded_is_never_ok(no_stray_children):
+    with pytest.raises(CommandError, match="Every trial of sweep #.* failed"):
+        call_command(
+            "poolbench", "--sizes", "2", "--duration", "2", "--warmup", "0", "--users", "4",
+            "--workers", "1", "--threads", "4", "--locustfile", "tests/locust_all_fail.py",
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    trial = Sweep.objects.get().trials.get()
+    assert trial.status == "error" and trial.requests > 0 and trial.failures == trial.requests
+    assert trial.error_text.startswith(
+        f"no request succeeded ({trial.requests} requests, {trial.failures} failures)"
+    )
