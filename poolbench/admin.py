@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from poolbench.models import SizeSummary, Sweep, Trial
-from poolbench.results import export
+from poolbench.results import export, stale
 from poolbench.results.tables import cpu_cell
 
 
@@ -220,6 +220,11 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sweep]:
         return super().get_queryset(request).annotate(trial_count=Count("trials"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # A sweep whose command was killed stays "running" until someone looks: the list shows the truth.
+        stale.mark_abandoned()
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="sweep", ordering="started_at")
     def when(self, sweep: Sweep) -> str:

@@ -26,6 +26,7 @@ class Sweep(models.Model):
         FAILED = "failed", "failed"  # every trial failed
         INTERRUPTED = "interrupted", "interrupted"
         ERROR = "error", "error"  # the sweep itself stopped on an error
+        ABANDONED = "abandoned", "abandoned"  # its command died (SIGKILL, a crash) while it ran
 
     started_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +113,7 @@ class Trial(models.Model):
         OK = "ok", "ok"
         ERROR = "error", "error"  # the trial could not run (server did not start, ...)
         INTERRUPTED = "interrupted", "interrupted"
+        ABANDONED = "abandoned", "abandoned"  # its sweep's command died while it ran
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="trials")
     index = models.PositiveIntegerField(help_text="Order in the sweep, from 1.")

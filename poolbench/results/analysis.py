@@ -52,7 +52,7 @@ def by_size(trials: Iterable[Any]) -> list[SizeSummary]:
     trials, with the spread of the throughput: min-max and coefficient of variation."""
     groups: dict[tuple[str, int, int, int], list[Any]] = {}
     for t in trials:
-        if t.status == "ok" and t.pool_size:
+        if has_data(t) and t.pool_size:
             groups.setdefault((t.mode, t.workers, t.threads, t.pool_size), []).append(t)
     return [summarize_group(size, group) for (_, _, _, size), group in sorted(groups.items())]
 
@@ -62,9 +62,31 @@ def without_pool(trials: Iterable[Any]) -> list[SizeSummary]:
     summary per mode and workers x threads, with size 0."""
     groups: dict[tuple[str, int, int], list[Any]] = {}
     for t in trials:
-        if t.status == "ok" and not t.pool_size:
+        if has_data(t) and not t.pool_size:
             groups.setdefault((t.mode, t.workers, t.threads), []).append(t)
     return [summarize_group(0, group) for _, group in sorted(groups.items())]
+
+
+def has_data(trial: Any) -> bool:
+    """A finished trial with at least one successful request: the only kind that counts toward a size's
+    figures and the recommendation (a trial whose server died, or whose every request failed, does not)."""
+    return trial.status == "ok" and (trial.requests or 0) > (trial.failures or 0)
+
+
+def sizes_without_data(trials: Iterable[Any]) -> dict[tuple[str, int, int], list[int]]:
+    """Per configuration (mode, workers, threads): the pool sizes that ran but have no trial with data."""
+    ran: dict[tuple[str, int, int], set[int]] = {}
+    measured: set[tuple[str, int, int, int]] = set()
+    for t in trials:
+        if t.pool_size:
+            ran.setdefault((t.mode, t.workers, t.threads), set()).add(t.pool_size)
+            if has_data(t):
+                measured.add((t.mode, t.workers, t.threads, t.pool_size))
+    return {
+        config: missing
+        for config, sizes in ran.items()
+        if (missing := sorted(size for size in sizes if (*config, size) not in measured))
+    }
 
 
 def summarize_group(size: int, group: Sequence[Any]) -> SizeSummary:
@@ -137,13 +159,20 @@ def best_group(summaries: Sequence[SizeSummary]) -> list[SizeSummary]:
     return sorted((s for s in summaries if s.config == best.config), key=lambda s: s.size)
 
 
-def recommend(summaries: Sequence[SizeSummary], tolerance: float = 0.05) -> tuple[int | None, str]:
+def recommend(
+    summaries: Sequence[SizeSummary],
+    tolerance: float = 0.05,
+    without_data: Mapping[tuple[str, int, int], Sequence[int]] | None = None,
+) -> tuple[int | None, str]:
     """The smallest size within ``tolerance`` of the best throughput, with no failures and a p99 no
-    worse than the best's plus the tolerance; and the reason in one sentence."""
+    worse than the best's plus the tolerance; and the reason in one sentence. ``without_data``
+    (:func:`sizes_without_data`) names the sizes that ran but measured nothing: a claim about the
+    smaller sizes never rests on one of them."""
     group = best_group(summaries)
     if not group:
         return None, "No pooled trial finished, so there is no size to recommend."
     best = max(group, key=lambda s: s.rps)
+    missing = list((without_data or {}).get(best.config, []))
     for s in group:
         if not on_plateau(s, best, tolerance):
             continue
@@ -153,10 +182,17 @@ def recommend(summaries: Sequence[SizeSummary], tolerance: float = 0.05) -> tupl
                 f", but {s.load_bound} of its {s.trials} trial(s) were load-generator bound, so the server "
                 "may do better than measured"
             )
+        smaller = [size for size in missing if size < s.size]
+        if smaller:
+            caveat += (
+                f"; size {', '.join(map(str, smaller))} measured nothing (its trials failed), so a smaller "
+                "size may do as well: run it again"
+            )
         if s.size == best.size:
+            measured = "no smaller size measured" if smaller else "no smaller size"
             return s.size, (
                 f"Size {s.size} gave the most throughput ({s.rps:.0f} req/s) with no failures, "
-                f"and no smaller size came within {tolerance:.0%} of it{caveat}."
+                f"and {measured} came within {tolerance:.0%} of it{caveat}."
             )
         return s.size, (
             f"Size {s.size} is the smallest that reached {s.rps:.0f} req/s, within {tolerance:.0%} of the "

@@ -12,6 +12,9 @@ import csv
 import io
 import json
 import os
+import re
+import secrets
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -100,10 +103,6 @@ EXTRA_COLUMNS = ["error_count", "top_error"]
 COLUMNS = [c for c, _ in SWEEP_COLUMNS] + [c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS
 # Kept whole in JSON only.
 TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead"]
-
-
-class ExportError(ValueError):
-    """An output path that cannot be written; the message names the fix."""
 
 
 def _value(obj: Any, attr: str) -> Any:
@@ -230,21 +229,103 @@ def render(sweeps: Sequence[Sweep], fmt: str) -> str:
     return {"table": to_table, "csv": to_csv, "json": to_json, "html": to_html}[fmt](sweeps)
 
 
-def check_output_path(path: str | os.PathLike[str], option: str) -> Path:
-    """Refuse an output path that cannot be written, before any work starts."""
+# What the start of a file poolbench wrote looks like, by format: an existing file that matches none of
+# these is someone else's and is not replaced without --overwrite.
+HTML_MARKER = "<!-- poolbench report -->"
+_WRITTEN_BY_US = (
+    re.compile(r"<!DOCTYPE html>\s*" + re.escape(HTML_MARKER)),  # html (report.html's second line)
+    re.compile(r"\[\s*(\]|\{\s*\"sweep_id\":)"),  # json: a list of trial records, or []
+    re.compile(re.escape(",".join(COLUMNS[:3])) + ","),  # csv: the header row
+    re.compile(r"Sweep #\d+ on "),  # table
+)
+_SQLITE_SUFFIXES = ("", "-journal", "-wal", "-shm")
+
+
+class ExportError(ValueError):
+    """An output path that cannot be written; the message names the fix."""
+
+
+def check_output_path(path: str | os.PathLike[str], option: str, *, overwrite: bool = True) -> Path:
+    """Refuse an output path that cannot be written, before any work starts: a directory, a missing or
+    read-only directory, a file of a configured SQLite database (never, whatever ``overwrite`` says) and,
+    unless ``overwrite``, an existing file that poolbench did not write."""
     p = Path(path).expanduser()
     if p.is_dir():
         raise ExportError(f"{option} {path}: is a directory; give a file name, e.g. {p / 'report.html'}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"{option} {path}: directory {parent} does not exist; create it or write elsewhere")
+    alias = database_file_alias(p)
+    if alias is not None:
+        raise ExportError(
+            f"{option} {path}: that is the SQLite database file of DATABASES[{alias!r}] (writing there would "
+            "destroy the database); write the report to another file, e.g. report.html"
+        )
     if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ExportError(f"{option} {path}: cannot write there (permission denied); choose a writable path")
+    if not overwrite and p.exists() and not written_by_poolbench(p):
+        raise ExportError(
+            f"{option} {path}: the file exists and is not a report poolbench wrote; choose another file "
+            "name, or add --overwrite to replace it"
+        )
     return p
 
 
+def database_file_alias(path: Path) -> str | None:
+    """The alias of the configured SQLite database whose file (or journal) ``path`` is, else None."""
+    from django.conf import settings
+
+    target = path.resolve()
+    for alias, entry in settings.DATABASES.items():
+        if "sqlite" not in str(entry.get("ENGINE", "")) and "spatialite" not in str(entry.get("ENGINE", "")):
+            continue
+        names = [entry.get("NAME"), (entry.get("TEST") or {}).get("NAME")]
+        for name in filter(None, map(str, names)):
+            if name.startswith("file:"):  # a URI filename: file:res.sqlite3?mode=rwc
+                name = name[5:].split("?", 1)[0]
+            if not name or name == ":memory:" or "mode=memory" in name:
+                continue
+            for suffix in _SQLITE_SUFFIXES:
+                db_file = Path(name + suffix).expanduser()
+                if db_file.resolve() == target or _same_file(db_file, path):
+                    return str(alias)
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # a hard link, or another spelling of the path
+    except OSError:
+        return False
+
+
+def written_by_poolbench(path: Path) -> bool:
+    """True if ``path`` is empty or starts the way one of poolbench's exports does."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace").lstrip("\ufeff")
+    except OSError:
+        return False
+    return not head or any(p.match(head) for p in _WRITTEN_BY_US)
+
+
 def write(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
+    """Write ``text`` to ``path`` atomically: into a new file in the same directory, then renamed over
+    it, so that a reader (or a crash) never sees half a report and a failed write leaves the old file."""
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp = parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            shutil.copymode(path, tmp)  # replacing a report keeps its permissions
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_trials_of(sweeps: Sequence[Sweep]) -> list[Sweep]:

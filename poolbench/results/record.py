@@ -35,7 +35,16 @@ def record_measurements(
             sampler.stop()
     for name, value in stats.summarize(output).items():
         setattr(trial, name, value)
-    record_server(trial, server.stats(load_ended=output.get("measure_end")))
+    try:
+        record_server(trial, server.stats(load_ended=output.get("measure_end")))
+    except ServerError as exc:
+        # The server died (or stopped answering) during the trial: Locust's figures, the database's
+        # and the CPU's are still what was measured, so they are recorded; the caller marks the
+        # trial an error, and it counts toward no recommendation.
+        missing: ServerError | None = exc
+        trial.notes.append(f"the trial server's statistics are missing ({exc}): Locust's figures are kept")
+    else:
+        missing = None
     if db_sampler is not None:
         trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
         trial.peak_connections = trial.db_stats.get("peak_connections")
@@ -58,6 +67,8 @@ def record_measurements(
         trial.notes.append("the warm-up did not end before the load stopped; the window includes it")
     if output.get("distributed"):
         trial.notes.append(f"load from {output.get('workers', 0)} Locust worker process(es)")
+    if missing is not None:
+        raise missing
 
 
 def record_server(trial: Trial, pool: dict[str, Any]) -> None:

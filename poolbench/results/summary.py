@@ -72,7 +72,7 @@ def write_summaries(
             rows += [_row(sweep, s) for s in analysis.without_pool(mine)]
             continue
         summaries = analysis.by_size(mine)
-        verdicts[mode] = analysis.recommend(summaries, tolerance)
+        verdicts[mode] = analysis.recommend(summaries, tolerance, analysis.sizes_without_data(mine))
         rows += _mode_rows(sweep, summaries, verdicts[mode][0], tolerance)
     save_summaries(sweep, rows)
     return verdicts

@@ -66,6 +66,21 @@ def typed(parse: Callable[..., Any], *args: Any, **kwargs: Any) -> ArgumentType:
     return convert
 
 
+# A statement held longer than this outlives any trial worth running (and the command, see issue 16).
+MAX_QUERY_DELAY_MS = 60_000
+
+
+def parse_query_delay(text: str) -> float:
+    """--query-delay-ms: 0 to MAX_QUERY_DELAY_MS milliseconds."""
+    delay = parse_number(text, "--query-delay-ms", allow_zero=True)
+    if delay > MAX_QUERY_DELAY_MS:
+        raise PlanError(
+            f"--query-delay-ms {text!r} is more than {MAX_QUERY_DELAY_MS} (one minute per query); "
+            "give at most --query-delay-ms 60000"
+        )
+    return delay
+
+
 def _sizes(text: str) -> list[int] | str:
     return AUTO if text.strip().lower() == AUTO else parse_sizes(text)
 
@@ -141,7 +156,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--conn-max-age", "CONN_MAX_AGE for --mode persistent.",
            typed(parse_whole_number, "--conn-max-age", maximum=10**9), "CONN_MAX_AGE"),
     Option("--query-delay-ms", "Hold the probe's connection N ms in the query.",
-           typed(parse_number, "--query-delay-ms", allow_zero=True), "QUERY_DELAY_MS"),
+           typed(parse_query_delay), "QUERY_DELAY_MS"),
     Option("--path", "A page of your site to load instead of poolbench's probe; repeat it for several pages, "
            "with an optional weight: --path /books/:3 --path /about/.", typed(parse_path),
            extra={"action": "append", "dest": "paths", "metavar": "/PAGE/[:WEIGHT]"}),
@@ -157,6 +172,7 @@ OPTIONS: tuple[Option, ...] = (
            extra={"metavar": "FILE"}),
     Option("--json", "Also write the trials as JSON to FILE.", typed(export.check_output_path, "--json"),
            extra={"metavar": "FILE"}),
+    _flag("--overwrite", "Let --report/--json replace an existing file that poolbench did not write."),
     Option("--tolerance", "Percent of the best throughput a recommended size may lose (default 5).",
            typed(parse_tolerance), "TOLERANCE"),
     Option("--db-cores", "CPU cores of the database host, for the formula (default: found out).",
@@ -238,7 +254,7 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
             pool_timeout=values["pool_timeout"], conn_max_age=values["conn_max_age"],
         )  # fmt: skip
         login = find_login_user(values["login_user"]) if values.get("login_user") is not None else None
-    except (argparse.ArgumentTypeError, PlanError, TargetError, SiteError) as exc:
+    except (argparse.ArgumentTypeError, PlanError, TargetError, SiteError, export.ExportError) as exc:
         raise CommandError(str(exc)) from exc
     return _sweep_options(values, plan=plan, target=target, login_user=login, auto=auto)
 
@@ -248,8 +264,11 @@ def check_together(
 ) -> None:
     """The rules that join two options, or an option and the database: PlanError for the first broken."""
     report, data = values.get("report"), values.get("json")
-    if report and data and report.resolve() == data.resolve():
+    if report and data and Path(report).resolve() == Path(data).resolve():
         raise PlanError("--report and --json name the same file; give each its own path")
+    for flag, path in (("--report", report), ("--json", data)):
+        if path:  # again, now that --overwrite is known (and for a Path given to call_command())
+            export.check_output_path(path, flag, overwrite=bool(values.get("overwrite")))
     unique_paths(values.get("paths"))
     expect_workers = values["expect_workers"]
     if expect_workers and given.get("locust_processes") is not None and values["locust_processes"] != 1:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from poolbench import __version__
 from poolbench.models import Sweep, Trial
+from poolbench.results import stale
 from poolbench.results.summary import finish_sweep, summarize
 from poolbench.sweep import children
 from poolbench.sweep.base import (
@@ -79,6 +79,10 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
             session = create_login_session(options.login_user)
             options.load.cookie = session.cookie
         with children.shielded():
+            for pk in stale.mark_abandoned():
+                report(
+                    "warning", f"Sweep #{pk} was left running by a command that is gone: marked abandoned."
+                )
             run.sweep = create_sweep(options, run.extra)
         announce(run, session)
         if options.fork_server:
@@ -229,7 +233,7 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
 def host_info() -> dict[str, Any]:
     """The machine the sweep ran on (the trial servers and Locust ran here too)."""
     return {
-        "hostname": socket.gethostname(),
+        **stale.process_identity(),  # hostname, pid: a later sweep can tell this one's command died
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

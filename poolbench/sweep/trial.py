@@ -158,8 +158,17 @@ class TrialRun:
             self.row, self.spec, self.output, self.server, self.db_sampler, self.cpu, self.options
         )
         self.row.overhead["stats_s"] = round(time.monotonic() - t_stats, 3)
-        self.row.status = Trial.Status.OK
         self.measured = True
+        if (self.row.requests or 0) <= (self.row.failures or 0):
+            # Nothing succeeded: no throughput was measured, whatever Locust counted (issue 16).
+            self.row.status = Trial.Status.ERROR
+            self.row.error_text = (
+                f"no request succeeded ({self.row.requests} requests, {self.row.failures} failures): "
+                "the trial measured nothing and counts toward no recommendation"
+            )
+            self.run.report("warning", f"{self.where}: failed: {self.row.error_text}")
+        else:
+            self.row.status = Trial.Status.OK
 
     def failed(self, exc: BaseException) -> bool:
         """Record why the trial did not get to the end; True if the sweep goes on with the next trial

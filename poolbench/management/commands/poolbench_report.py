@@ -23,12 +23,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output", "-o", metavar="FILE", help="Write to FILE instead of standard output."
         )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Let --output replace an existing file that poolbench did not write.",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         output = None
         if opts["output"]:
             try:
-                output = export.check_output_path(opts["output"], "--output")
+                output = export.check_output_path(opts["output"], "--output", overwrite=opts["overwrite"])
             except export.ExportError as exc:
                 raise CommandError(str(exc)) from exc
         sweeps = find_sweeps(opts["sweep_ids"])
