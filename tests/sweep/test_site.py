@@ -12,8 +12,7 @@ from django.test import override_settings
 from poolbench import checks
 from poolbench.models import Sweep, Trial
 from poolbench.sweep.plan import parse_path, unique_paths
-
-from .conftest import assert_refused, descendants
+from tests.conftest import assert_refused, descendants
 
 pytestmark = pytest.mark.django_db
 

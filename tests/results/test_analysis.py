@@ -10,8 +10,7 @@ import pytest
 from poolbench.measure.stats import merge_histograms, merge_timing, percentile, percentiles
 from poolbench.results import analysis
 from poolbench.server.wsgi import Timing, bucket
-
-from .conftest import assert_refused
+from tests.conftest import assert_refused
 
 
 @dataclass

@@ -14,9 +14,8 @@ from django.urls import reverse
 
 from poolbench.models import Sweep, Trial
 from poolbench.results import export
-
-from .conftest import descendants
-from .sample_sweeps import make_sweep, typical_sweep
+from tests.conftest import descendants
+from tests.sample_sweeps import make_sweep, typical_sweep
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
