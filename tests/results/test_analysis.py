@@ -1,5 +1,5 @@
 """The arithmetic behind the answer: percentiles, spread, the recommendation, the gates, the search,
-the server's timing histograms. Pure functions; the end-to-end checks are in test_measurement_postgres."""
+the server's timing histograms. Pure functions; the end-to-end checks are in measure/test_measurement."""
 
 from __future__ import annotations
 

@@ -10,8 +10,7 @@ import pytest
 @pytest.mark.django_db
 def test_chart_of_a_sweep_comparing_pooled_modes_draws_one_series_per_mode():
     from poolbench.results import charts, export
-
-    from .sample_sweeps import make_sweep
+    from tests.sample_sweeps import make_sweep
 
     sweep = make_sweep(
         [
