@@ -84,3 +84,14 @@ def assert_refused(args: list[str], message: str) -> None:
     assert str(info.value) == message
     assert not Sweep.objects.exists() and not Trial.objects.exists()
     assert descendants() <= before
+
+
+@pytest.fixture
+def viewer(client):
+    """A staff user who may only view poolbench's results."""
+    from django.contrib.auth.models import Permission, User  # once Django is set up, not at collection
+
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_sweep", "view_trial"]))
+    client.force_login(user)
+    return client

@@ -19,9 +19,8 @@ from django.core.management import call_command
 from django.db import connections
 
 from poolbench.models import Sweep, Trial
-
-from .conftest import ROOT, stray_processes
-from .sample_sweeps import make_sweep, typical_sweep
+from tests.conftest import ROOT, stray_processes
+from tests.sample_sweeps import make_sweep, typical_sweep
 
 pytestmark = [pytest.mark.postgres]
 

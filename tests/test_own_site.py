@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -18,8 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 
 from poolbench.models import Sweep, Trial
-
-from .conftest import descendants, run_manage
+from tests.conftest import descendants, run_manage
 
 pytestmark = [pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from poolbench.results import analysis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-LOCUSTFILES = Path(__file__).with_name("locustfiles")
+LOCUSTFILES = Path(__file__).parents[1] / "locustfiles"
 
 
 def sweep_command(*args: str) -> tuple[str, Sweep]:

@@ -11,9 +11,8 @@ from django.core.management import call_command
 from django.db import connections
 
 from poolbench.models import Probe, Sweep, Trial
-
-from .conftest import descendants
-from .live import own_children_left, pg_admin
+from tests.conftest import descendants
+from tests.live import own_children_left, pg_admin
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

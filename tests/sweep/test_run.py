@@ -10,8 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from poolbench.models import Sweep, Trial
-
-from .conftest import run_manage, stray_processes
+from tests.conftest import run_manage, stray_processes
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """The arithmetic behind the answer: percentiles, spread, the recommendation, the gates, the search,
-the server's timing histograms. Pure functions; the end-to-end checks are in test_measurement_postgres."""
+the server's timing histograms. Pure functions; the end-to-end checks are in measure/test_measurement."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from poolbench.measure.stats import merge_histograms, merge_timing, percentile, percentiles
 from poolbench.results import analysis
 from poolbench.server.wsgi import Timing, bucket
-
-from .conftest import assert_refused
+from tests.conftest import assert_refused
 
 
 @dataclass

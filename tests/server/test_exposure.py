@@ -22,9 +22,8 @@ from poolbench.sweep.options import command_line
 from poolbench.sweep.run import trial_config
 from poolbench.sweep.server import TrialServer
 from poolbench.sweep.targets import redact
-
-from .conftest import descendants
-from .live import LiveManage, drop_role, own_children_left, pg_admin, pg_url, scratch_database
+from tests.conftest import descendants
+from tests.live import LiveManage, drop_role, own_children_left, pg_admin, pg_url, scratch_database
 
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 
@@ -181,7 +180,7 @@ def test_every_poolbench_admin_page_is_staff_only(client):
     from django.contrib.auth.models import User
     from django.urls import reverse
 
-    from .sample_sweeps import typical_sweep
+    from tests.sample_sweeps import typical_sweep
 
     sweep = typical_sweep()
     trial = sweep.trials.first()

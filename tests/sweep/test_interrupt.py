@@ -12,8 +12,7 @@ import time
 import pytest
 
 from poolbench.sweep import children
-
-from .live import LiveManage, TerminalManage, pg_url, processes_mentioning, scratch_database
+from tests.live import LiveManage, TerminalManage, pg_url, processes_mentioning, scratch_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

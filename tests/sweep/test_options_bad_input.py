@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from poolbench.sweep.options import OPTIONS
 from poolbench.sweep.plan import MAX_SIZE, PlanError, parse_duration, parse_sizes
-
-from .conftest import ROOT, assert_refused, run_manage
+from tests.conftest import ROOT, assert_refused, run_manage
 
 USE_DURATION = "use seconds like 10, 10s, 500ms or 2m"
 

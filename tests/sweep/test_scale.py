@@ -18,10 +18,9 @@ from poolbench.models import Sweep, Trial
 from poolbench.results.heatmap import grid_svg
 from poolbench.results.tables import build_grid
 from poolbench.sweep.load import PLUGIN
+from tests.conftest import ROOT, descendants
 
-from .conftest import ROOT, descendants
-
-PHASES = Path(__file__).with_name("locustfiles") / "phases.py"
+PHASES = Path(__file__).parents[1] / "locustfiles" / "phases.py"
 SHORT = ["--duration", "2", "--warmup", "1", "--users", "12"]
 
 

@@ -13,9 +13,8 @@ from django.core.management import call_command
 
 from poolbench.models import Sweep, Trial
 from poolbench.sweep.server import ServerError, TrialServer
-
-from .conftest import descendants, run_manage
-from .live import (
+from tests.conftest import descendants, run_manage
+from tests.live import (
     LiveManage,
     drop_role,
     own_children_left,

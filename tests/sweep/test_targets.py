@@ -80,7 +80,7 @@ def test_a_failing_receiver_is_named_not_the_server():
     assert str(info.value) == (
         "connected to the database of alias 'default' (postgresql://root@127.0.0.1:5432/test_poolbench_"
         f"{connections['default'].settings_dict['NAME'].rsplit('_', 1)[-1]}), but then the site's "
-        "connection_created receiver tests.test_real_sites.broken_receiver raised RuntimeError: the hstore "
+        "connection_created receiver tests.sweep.test_targets.broken_receiver raised RuntimeError: the hstore "
         "extension is missing. The database is up: fix that code or the settings it reads."
     )
 
@@ -98,7 +98,7 @@ def test_a_failing_receiver_on_the_results_database_is_named():
         "connected to the results database 'default' (postgresql://root@127.0.0.1:5432/"
     )
     assert message.endswith(
-        "but then the site's connection_created receiver tests.test_real_sites.broken_receiver raised "
+        "but then the site's connection_created receiver tests.sweep.test_targets.broken_receiver raised "
         "RuntimeError: the hstore extension is missing. The database is up: fix that code or the settings it reads"
     )
     assert "Start the server" not in message

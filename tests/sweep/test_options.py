@@ -1,6 +1,6 @@
 """The command's options (poolbench.sweep.options): each argparse type refuses a bad value with its exact
 message, a refused value reaches the user as that message alone, and the POOLBENCH settings supply the
-defaults."""
+defaults; bad input through the command is refused before any row is written or any process started."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import os
 from argparse import ArgumentTypeError
 
 import pytest
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from poolbench.conf import DEFAULTS
 from poolbench.management.commands.poolbench import Command
+from poolbench.models import Sweep
 from poolbench.sweep import options
 from poolbench.sweep.options import OPTIONS
-
-from .conftest import run_manage
+from tests.conftest import assert_refused, descendants, run_manage
 
 
 def argument_type(flag: str):
@@ -137,3 +137,66 @@ def test_a_refused_value_on_the_command_line_is_a_command_error(tmp_path):
         result.stderr.splitlines()[-1]
         == "manage.py poolbench: error: argument --sizes: expected one argument"
     )
+
+
+# Bad input through the command: a CommandError that names the problem and the fix, and no row
+# written, no process started.
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--sizes", "5,abc"],
+            "--sizes '5,abc': 'abc' is not a whole number; use positive integers, e.g. 5,10",
+        ),
+        (
+            ["--sizes", ""],
+            "--sizes is empty; give a comma-separated list of positive integers, e.g. --sizes 5,10",
+        ),
+        (["--sizes", "5,5"], "--sizes '5,5': size 5 is repeated; list each size once (use --repeat)"),
+        (["--sizes", "0"], "--sizes '0': size 0 is not positive; every size must be 1 or more"),
+        (
+            ["--database", "nope"],
+            "unknown database alias 'nope'; use one of: default, lite, mysql, unreachable (see DATABASES)",
+        ),
+        (
+            ["--locustfile", "/no/such/file.py"],
+            "--locustfile /no/such/file.py: no such file; give the path of a Locust scenario (.py)",
+        ),
+        (
+            ["--duration", "soon"],
+            "--duration 'soon' is not a duration; use seconds like 10, 10s, 500ms or 2m",
+        ),
+        (
+            ["--mode", "pool", "--database", "mysql"],
+            "--mode pool is not available on mysql; use --mode queuepool (SQLAlchemy QueuePool)",
+        ),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(args, message):
+    assert_refused(args, message)
+
+
+@pytest.mark.django_db
+def test_sqlite_alias_has_no_pool():
+    with pytest.raises(CommandError) as info:
+        call_command("poolbench", "--sizes", "2", "--database", "lite")
+    assert str(info.value).startswith(
+        "database 'lite' uses django.db.backends.sqlite3 (SQLite), which has no connection pool to size; "
+    )
+    assert "--embedded" in str(info.value)
+
+
+@pytest.mark.django_db
+def test_unreachable_database_is_named():
+    before = descendants()
+    with pytest.raises(CommandError) as info:
+        call_command("poolbench", "--sizes", "2", "--database", "unreachable")
+    assert str(info.value).startswith(
+        "cannot connect to the database of alias 'unreachable' (postgresql://root@127.0.0.1:1/test): "
+    )
+    assert str(info.value).endswith("Start the server or fix DATABASES / DATABASE_URL.")
+    assert not Sweep.objects.exists()
+    assert descendants() <= before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from poolbench.measure import stats
-from poolbench.sweep.plan import PlanError, build_plan, parse_duration, parse_sizes
+from poolbench.sweep.plan import PlanError, build_plan, parse_duration, parse_modes, parse_sizes
 
 
 def test_parse_sizes_keeps_order():
@@ -104,3 +104,27 @@ def test_usable_connections_are_capped_by_server_threads():
     plan = build_plan(sizes=[5, 200], modes=["pool"], workers=[2], threads=[32])
     assert [s.max_db_connections for s in plan.specs] == [10, 400]
     assert [s.usable_connections for s in plan.specs] == [10, 64]
+
+
+def test_labels_name_the_mode():
+    plan = build_plan(
+        sizes=[5],
+        modes=["pool", "queuepool", "persistent", "none"],
+        workers=[2],
+        threads=[8],
+        max_overflow=10,
+    )
+    assert [s.label for s in plan.specs] == [
+        "pool 5",
+        "queuepool 5+10",
+        "persistent (CONN_MAX_AGE=600)",
+        "no pool (CONN_MAX_AGE=0)",
+    ]
+    assert [s.max_db_connections for s in plan.specs] == [10, 30, 16, 16]
+
+
+def test_parse_modes_per_vendor():
+    assert parse_modes("pool,queuepool,none", "postgresql") == ["pool", "queuepool", "none"]
+    assert parse_modes("queuepool, persistent", "mysql") == ["queuepool", "persistent"]
+    with pytest.raises(PlanError, match=r"^--mode pool is not available on mysql; use --mode queuepool"):
+        parse_modes("queuepool,pool", "mysql")
