@@ -24,7 +24,7 @@ from poolbench.wire import CONFIG_ENV, ERROR_HEADER, MEASURE_MARK, PREFIX, TOKEN
 # environment (the trial servers and the fork server inherit it, see sweep/server.py base_env), each
 # worker of a trial server writes "<path>.held" and then waits at import, before the site loads, until
 # <path> exists (at most HOLD_LIMIT seconds). A test can then act while a server is certainly starting
-# (tests/test_interrupt.py), instead of sleeping and hoping to hit that moment.
+# (tests/sweep/test_interrupt.py), instead of sleeping and hoping to hit that moment.
 HOLD_IMPORT_ENV = "POOLBENCH_HOLD_IMPORT"
 HOLD_LIMIT = 60.0
 

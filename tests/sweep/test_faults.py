@@ -122,7 +122,10 @@ def test_database_that_goes_away_mid_sweep_keeps_the_trials_so_far(tmp_path):
             'SELECT "index", status, requests, failures, errors FROM poolbench_trial ORDER BY "index"'
         ).fetchall()
     assert sweeps == [("error", message.removeprefix("CommandError: "))]
-    assert [t[:2] for t in trials] == [(1, "ok"), (2, "ok")]
+    assert [t[:2] for t in trials] == [
+        (1, "ok"),
+        (2, "error"),
+    ]  # every request failed: never ok (issue 16, item 9)
     assert trials[0][2] > 0 and trials[0][3] == 0
     # Trial 2 ran into the missing database: its failures are stored with their messages.
     assert trials[1][2] > 0 and trials[1][3] == trials[1][2]

@@ -23,10 +23,9 @@ from django.utils import timezone
 from poolbench.models import Sweep, Trial
 from poolbench.results import analysis, export, stale
 from poolbench.wire import FORK_SERVER_MODULE
-
-from .conftest import assert_refused, run_manage
-from .live import LiveManage, pg_url, scratch_database
-from .sample_sweeps import make_sweep
+from tests.conftest import assert_refused, run_manage
+from tests.live import LiveManage, pg_url, scratch_database
+from tests.sample_sweeps import make_sweep
 
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 SHORT = ["--duration", "4", "--warmup", "1", "--users", "8", "--workers", "1", "--threads", "8"]
