@@ -46,7 +46,7 @@ def stop_reason() -> str:
     """The signal that stopped the sweep, in words ("SIGTERM"); Ctrl-C when none was recorded
     (Python's own SIGINT handler raised the KeyboardInterrupt)."""
     if _received is None or _received == signal.SIGINT:
-        return "Ctrl-C (SIGINT)"
+        return "Ctrl-C or SIGINT"
     return signal.Signals(_received).name
 
 

@@ -331,7 +331,7 @@ _KEYWORD_PASSWORD = re.compile(
 # "Sweep #12" into "Sweep #*2*" and so reveal itself. Shorter ones are left to the patterns above.
 MIN_TOKEN_PASSWORD = 4
 _BEFORE = r"(?:(?<=^)|(?<=[\s'\"=:(\[<,]))"
-_AFTER = r"(?=$|[\s'\"@,;.)\]>&])"
+_AFTER = r"(?=$|[\s'\"@,;.!?)\]>&])"
 
 
 def redact(text: str, passwords: list[str] | None = None) -> str:
