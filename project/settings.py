@@ -72,7 +72,15 @@ def _database(url: str) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL; {_USE}")
     if scheme not in environ.Env.DB_SCHEMES:
         raise ImproperlyConfigured(f"DATABASE_URL has an unknown scheme {scheme!r}; {_USE}")
-    return environ.Env.db_url_config(url)
+    try:
+        return environ.Env.db_url_config(url)
+    except ValueError:
+        # The parser's own message quotes the part of the URL it took for the port, which may be the
+        # password: not repeated.
+        raise ImproperlyConfigured(
+            "DATABASE_URL cannot be parsed: its port is not a number 0-65535, or its password holds a "
+            "'/', '?', '#' or '@' that is not percent-encoded (write them %2F, %3F, %23, %40); " + _USE
+        ) from None
 
 
 DATABASES = {

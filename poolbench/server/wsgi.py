@@ -21,7 +21,7 @@ from poolbench.server.timing import bucket as bucket  # still importable from he
 from poolbench.wire import CONFIG_ENV, ERROR_HEADER, MEASURE_MARK, PREFIX, TOKEN_HEADER, WRITE_INTERVAL
 
 # A test hook, never set by poolbench itself: with POOLBENCH_HOLD_IMPORT=<path> in the command's
-# environment (the trial servers and the fork server inherit it, see sweep/server.py base_env), each
+# environment (the trial servers get it in sweep/server.py base_env, the fork server by its allow-list), each
 # worker of a trial server writes "<path>.held" and then waits at import, before the site loads, until
 # <path> exists (at most HOLD_LIMIT seconds). A test can then act while a server is certainly starting
 # (tests/sweep/test_interrupt.py), instead of sleeping and hoping to hit that moment.

@@ -23,20 +23,51 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _held: list[int] = []  # signals received while shielded, not yet acted on
 _depth = 0
 _interrupted = False  # a stop signal was acted on: later ones must not cut the cleanup short
+_received: int | None = None  # the signal acted on, for the stored message
 
 
 def on_stop_signal(signum: int, frame: Any) -> None:
     """Signal handler for the command: the first stop signal interrupts, any later one is ignored
     (the first is already stopping everything; a second Ctrl-C must not skip the cleanup)."""
-    global _interrupted
+    global _interrupted, _received
     if not _interrupted:
         _interrupted = True
+        _received = signum
         raise KeyboardInterrupt
 
 
 def reset_interrupted() -> None:
-    global _interrupted
+    global _interrupted, _received
     _interrupted = False
+    _received = None
+
+
+def stop_reason() -> str:
+    """The signal that stopped the sweep, in words ("SIGTERM"); Ctrl-C when none was recorded
+    (Python's own SIGINT handler raised the KeyboardInterrupt)."""
+    if _received is None or _received == signal.SIGINT:
+        return "Ctrl-C or SIGINT"
+    return signal.Signals(_received).name
+
+
+# What a child that is not the site (Locust, the fork server) gets of the command's environment:
+# never the rest, which may carry the database's password (DATABASE_URL, PGPASSWORD, a settings
+# file's own variables), encoded or not. POOLBENCH_TEST_TAG marks the tests' children, and
+# POOLBENCH_HOLD_IMPORT is the tests' hook for a forked trial server (see server/wsgi.py).
+ALLOWED_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TEMP", "TMP",
+        "PYTHONPATH", "PYTHONHOME", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV",
+        "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "POOLBENCH_TEST_TAG", "POOLBENCH_HOLD_IMPORT",
+    }
+)  # fmt: skip
+
+
+def allowed_env(**extra: str) -> dict[str, str]:
+    """The command's environment reduced to :data:`ALLOWED_ENV` (and LC_*), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k in ALLOWED_ENV or k.startswith("LC_")}
+    env.update(extra)
+    return env
 
 
 def spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -74,16 +76,20 @@ def _alive(pid: int) -> bool:
 class ForkServer:
     """The orchestrator's end: start the warm child once, then ``spawn()`` a gunicorn per trial."""
 
-    def __init__(self, env: dict[str, str], log_path: str | os.PathLike[str]):
+    def __init__(self, env: dict[str, str]):
         self.env = env
-        self.log_path = log_path
+        # The log lives in a private directory of this sweep's (0700, mkdtemp), created exclusively
+        # and never through a symlink, and goes with the directory when the fork server stops.
+        self.state_dir = tempfile.mkdtemp(prefix="poolbench-fork-")
+        self.log_path = os.path.join(self.state_dir, "forkserver.log")
         self.proc: subprocess.Popen[Any] | None = None
         self.sock: socket.socket | None = None
         self._buffer = b""
 
     def start(self, timeout: float = 60.0) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with open(self.log_path, "ab") as log:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        with os.fdopen(os.open(self.log_path, flags, 0o600), "ab") as log:
             self.proc = children.spawn(
                 # MARKER and the directory only label the process (ps, the tests' search for strays).
                 [sys.executable, "-m", wire.FORK_SERVER_MODULE, str(theirs.fileno()), MARKER, os.getcwd()],
@@ -103,11 +109,11 @@ class ForkServer:
             try:
                 chunk = self.sock.recv(65536)
             except (TimeoutError, OSError) as exc:
-                raise ForkServerError(f"no answer from the fork server ({exc}); see {self.log_path}") from exc
-            if not chunk:
                 raise ForkServerError(
-                    f"the fork server exited; see {self.log_path}: {children.tail(self.log_path)}"
-                )
+                    f"no answer from the fork server ({exc}): {children.tail(self.log_path)}"
+                ) from exc
+            if not chunk:
+                raise ForkServerError(f"the fork server exited: {children.tail(self.log_path)}")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
@@ -117,7 +123,12 @@ class ForkServer:
         return self.proc is not None and self.proc.poll() is None and self.sock is not None
 
     def spawn(self, args: Sequence[str], env: dict[str, str], listen_fd: int, log_path: str) -> ForkedProcess:
-        """Fork a gunicorn with ``args`` ('{fd}' stands for the listening socket), ``env`` and log file."""
+        """Fork a gunicorn with ``args`` ('{fd}' stands for the listening socket), ``env`` and log file.
+
+        ``env`` is the trial server's whole environment (it is the site and reads the site's settings
+        from it); it travels over the socket pair and is set in the forked process's ``os.environ``,
+        so the fork server's own environment (allow-listed, see sweep/children.py) never holds it.
+        """
         assert self.sock is not None
         request = json.dumps({"args": list(args), "env": env, "log": log_path}).encode() + b"\n"
         socket.send_fds(self.sock, [request], [listen_fd])
@@ -133,3 +144,4 @@ class ForkServer:
             self.sock.close()  # the child sees EOF, stops its servers and exits
             self.sock = None
         children.stop(self.proc, grace=2.0)
+        shutil.rmtree(self.state_dir, ignore_errors=True)

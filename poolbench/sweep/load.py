@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from poolbench.sweep import children
-from poolbench.sweep.targets import known_passwords
 from poolbench.wire import MEASURE_MARK
 
 LOADGEN = Path(__file__).resolve().parent.parent / "loadgen"
@@ -154,13 +153,12 @@ class StartedLoad:
 def start_load(settings: LoadSettings, directory: Path) -> StartedLoad:
     """Start Locust now; it begins the load when released (``StartedLoad.release``)."""
     out, log_path, go = directory / "locust.json", directory / "locust.log", directory / "locust.go"
-    # Locust never needs the database: leave out any variable that carries one of its passwords
-    # (DATABASE_URL=postgres://user:secret@..., say), so a scenario or its logs cannot show it.
-    passwords = known_passwords()
-    env = {k: v for k, v in os.environ.items() if not any(p in v for p in passwords)}
-    env["POOLBENCH_PATHS"] = json.dumps([list(p) for p in settings.paths]) if settings.paths else ""
-    env["POOLBENCH_COOKIE"] = settings.cookie
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    # Locust never needs the database, nor the site's settings: an allow-listed environment, so that
+    # no DATABASE_URL or PGPASSWORD reaches a scenario or its logs.
+    env = children.allowed_env(
+        POOLBENCH_PATHS=json.dumps([list(p) for p in settings.paths]) if settings.paths else "",
+        POOLBENCH_COOKIE=settings.cookie,
+    )
     # The real host is in the go-file; Locust wants one on the command line, so a placeholder here.
     with open(log_path, "ab") as log:
         proc = children.spawn(

@@ -8,6 +8,7 @@ Every ``type=`` raises :class:`argparse.ArgumentTypeError`; :class:`OptionsParse
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import shlex
 import socket
@@ -100,6 +101,22 @@ def bind_address(address: str) -> str:
             "use 127.0.0.1 (the default) or an address of this machine"
         ) from None
     return address
+
+
+def bind_warning(address: str) -> str:
+    """What to tell the user about ``--bind address`` ('' for a loopback one: 127.0.0.0/8, ::1)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        ip = None
+    if address == "localhost" or (ip is not None and ip.is_loopback):
+        return ""
+    everywhere = address in ("", "*") or (ip is not None and ip.is_unspecified)
+    where = "on every network this machine is on" if everywhere else f"to the network of {address}"
+    return (
+        f"The trial servers will listen on {address or '*'}: the whole site, not only the probe, is served "
+        f"{where} while the sweep runs (the statistics endpoint still needs this run's token)."
+    )
 
 
 def locustfile(value: Any) -> Path:

@@ -32,8 +32,8 @@ from poolbench.sweep.forkserver import ForkServer, ForkServerError
 from poolbench.sweep.load import start_load, worker_command
 from poolbench.sweep.plan import TrialSpec
 from poolbench.sweep.preflight import check_results_writable, ensure_probe_row, preflight, prepare
-from poolbench.sweep.search import auto_max_size, auto_specs, planned_trials
-from poolbench.sweep.server import base_env
+from poolbench.sweep.search import auto_max_size, auto_specs, planned_seconds, planned_trials
+from poolbench.sweep.server import fork_server_env
 from poolbench.sweep.site import LoginSession, create_login_session
 from poolbench.sweep.targets import TargetError, redact
 from poolbench.sweep.trial import INTERRUPTED_TRIAL, TrialRun, application_name, load_host, trial_config
@@ -60,7 +60,8 @@ __all__ = [
     "trial_config",
 ]
 
-INTERRUPTED_SWEEP = "interrupted (Ctrl-C or SIGTERM); finished trials are kept"
+# "{signal}": the signal received, see children.stop_reason().
+INTERRUPTED_SWEEP = "interrupted ({signal}); finished trials are kept"
 
 
 def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
@@ -76,7 +77,9 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
     try:
         run.extra = prepare(options, report)
         if options.login_user is not None:
-            session = create_login_session(options.login_user)
+            # Shielded: a Ctrl-C between the save and the assignment would leave a session nobody deletes.
+            with children.shielded():
+                session = create_login_session(options.login_user, planned_seconds(options))
             options.load.cookie = session.cookie
         with children.shielded():
             for pk in stale.mark_abandoned():
@@ -93,7 +96,8 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
             finish_sweep(run.sweep, options)
         return run.sweep
     except KeyboardInterrupt as exc:
-        _stopped(run, exc, Sweep.Status.INTERRUPTED, INTERRUPTED_SWEEP)
+        reason = INTERRUPTED_SWEEP.format(signal=children.stop_reason())
+        _stopped(run, exc, Sweep.Status.INTERRUPTED, reason)
         raise
     except Exception as exc:
         _stopped(run, exc, Sweep.Status.ERROR, str(exc))
@@ -243,9 +247,7 @@ def host_info() -> dict[str, Any]:
 
 def start_fork_server(options: SweepOptions, report: Reporter = quiet) -> ForkServer | None:
     """Start the fork server for the trial servers; without it each trial starts a new interpreter."""
-    settings_module = options.settings_module or os.environ.get("DJANGO_SETTINGS_MODULE", "")
-    log = Path(tempfile.gettempdir()) / f"poolbench-forkserver-{os.getpid()}.log"
-    server = ForkServer(base_env(settings_module), log)
+    server = ForkServer(fork_server_env())
     try:
         server.start(timeout=options.start_timeout)
     except ForkServerError as exc:

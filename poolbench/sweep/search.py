@@ -20,6 +20,20 @@ def planned_trials(options: SweepOptions) -> int:
     return len(options.plan.specs)
 
 
+# Beyond each trial's own worst case (below): the checks before the first trial, the summary after.
+SWEEP_MARGIN = 300.0
+
+
+def planned_seconds(options: SweepOptions) -> float:
+    """The longest the sweep can take, every trial at its worst (the limits sweep/load.py and
+    sweep/server.py enforce: start timeout, load window plus its 60 s allowance, waiting for workers)."""
+    load = options.load
+    per_trial = options.start_timeout + load.warmup + load.duration + 60.0
+    if load.expect_workers:
+        per_trial += load.workers_timeout
+    return planned_trials(options) * per_trial + SWEEP_MARGIN
+
+
 def auto_max_size(options: SweepOptions, workers: int) -> int:
     """The largest size the search may try: what fits in max_connections (unless --allow-over-max)."""
     limit = options.target.max_connections

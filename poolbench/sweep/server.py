@@ -28,15 +28,21 @@ class ServerError(RuntimeError):
 
 
 def base_env(settings_module: str) -> dict[str, str]:
-    """The environment of a trial server (and of the fork server that starts them)."""
-    # The command's whole environment, the tests' POOLBENCH_HOLD_IMPORT hook included (see
-    # server/wsgi.py): a forked trial server gets it from the fork server, started with this too.
+    """The environment of a trial server: the command's whole environment, as the server is the site
+    and its settings may read any of it (DATABASE_URL, SECRET_KEY...)."""
+    # The tests' POOLBENCH_HOLD_IMPORT hook is in it too (see server/wsgi.py).
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = settings_module
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop(CONFIG_ENV, None)
     return env
+
+
+def fork_server_env() -> dict[str, str]:
+    """The fork server's own environment: allow-listed, as it is not the site (its trial servers get
+    :func:`base_env` over the socket pair, see sweep/forkserver.py)."""
+    return children.allowed_env(PYTHONPATH=os.pathsep.join(p for p in sys.path if p), PYTHONUNBUFFERED="1")
 
 
 @dataclass
@@ -110,7 +116,7 @@ class TrialServer:
             if self.forkserver is not None and self.forkserver.alive:
                 self.proc = self.forkserver.spawn(
                     [wire.SERVER_APP, "--bind", "fd://{fd}", *options],
-                    {CONFIG_ENV: str(config_path)}, sock.fileno(), str(self.log_path),
+                    env, sock.fileno(), str(self.log_path),
                 )  # fmt: skip
             else:
                 args = [sys.executable, "-m", "gunicorn", wire.SERVER_APP]

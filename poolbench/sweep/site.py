@@ -7,6 +7,7 @@ Everything here runs in the command's process. The settings changes themselves a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -82,8 +83,13 @@ def _check_session_engine(name: str) -> None:
             )
 
 
-def create_login_session(user: Any) -> LoginSession:
-    """Log ``user`` in the way ``django.contrib.auth.login`` does, in the site's own session store."""
+def create_login_session(user: Any, expiry: float) -> LoginSession:
+    """Log ``user`` in the way ``django.contrib.auth.login`` does, in the site's own session store.
+
+    The session expires ``expiry`` seconds from now (the sweep's planned length and a margin), not
+    after SESSION_COOKIE_AGE: should the sweep be killed before it deletes the session, a valid login
+    does not outlive it by much.
+    """
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
     engine = settings.SESSION_ENGINE
@@ -91,6 +97,7 @@ def create_login_session(user: Any) -> LoginSession:
     store[SESSION_KEY] = user._meta.pk.value_to_string(user)
     store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.set_expiry(max(1, math.ceil(expiry)))
     store.save()
     return LoginSession(
         user=user.get_username(),

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from django.db import connections
 from django.db.utils import ConnectionHandler
@@ -319,19 +319,53 @@ def known_passwords() -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s/]*@")
-_KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd)\s*=\s*('[^']*'|\S+)")
+# The password of a URL: everything between "user:" and the last "@" of the run of non-blank
+# characters, so that an unencoded "/", "?", ":" or "@" in it is covered too.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^\s]*@")
+# password=..., PASSWORD: '...', "PASSWORD": "..." (DSNs, settings reprs, keyword arguments).
+_KEYWORD_PASSWORD = re.compile(
+    r"""(?i)(?P<key>\b(?:password|passwd|pgpassword)['"]?\s*[:=]\s*)(?P<value>'[^']*'|"[^"]*"|[^\s,;}&)]+)"""
+)
+# A settings value is only replaced where it stands as a whole token, and only when it is long
+# enough not to be an ordinary word or number: a one-character password would otherwise turn
+# "Sweep #12" into "Sweep #*2*" and so reveal itself. Shorter ones are left to the patterns above.
+MIN_TOKEN_PASSWORD = 4
+_BEFORE = r"(?:(?<=^)|(?<=[\s'\"=:(\[<,]))"
+_AFTER = r"(?=$|[\s'\"@,;.!?)\]>&])"
 
 
 def redact(text: str, passwords: list[str] | None = None) -> str:
-    """``text`` with database passwords removed: the settings' own, ``user:pass@`` in URLs, password=..."""
+    """``text`` with database passwords removed, by structure: ``user:pass@`` in URLs, password=...
+    keywords, and the settings' own passwords where one stands as a whole token (as given and
+    percent-encoded); never a substring replacement of a short string."""
     if not text:
         return text
-    for secret in known_passwords() if passwords is None else passwords:
-        if secret:
-            text = text.replace(secret, "***")
     text = _URL_PASSWORD.sub(r"\g<head>:***@", text)
-    return _KEYWORD_PASSWORD.sub(r"\1=***", text)
+    text = _KEYWORD_PASSWORD.sub(r"\g<key>***", text)
+    secrets = tuple(known_passwords() if passwords is None else passwords)
+    for pattern in _token_patterns(secrets):
+        text = pattern.sub("***", text)
+    # Any other percent-encoding of a password (%50 for P, say) is found by decoding each token.
+    decoded = {s for s in secrets if len(s) >= MIN_TOKEN_PASSWORD}
+    if decoded and "%" in text:
+        text = _ENCODED_TOKEN.sub(lambda m: _hide_encoded(m.group(), decoded), text)
+    return text
+
+
+def _hide_encoded(token: str, secrets: set[str]) -> str:
+    core = token.rstrip(".")  # a full stop after it ends the sentence
+    return "***" + token[len(core) :] if unquote(core) in secrets else token
+
+
+_ENCODED_TOKEN = re.compile(r"""[^\s'"=:(\[<,@;)\]>&/]*%[0-9A-Fa-f]{2}[^\s'"=:(\[<,@;)\]>&/]*""")
+
+
+def _token_patterns(passwords: tuple[str, ...]) -> list[re.Pattern[str]]:
+    forms: set[str] = set()
+    for secret in passwords:
+        forms.update({secret, quote(secret, safe=""), quote(secret)})
+    long_enough = sorted((f for f in forms if len(f) >= MIN_TOKEN_PASSWORD), key=len, reverse=True)
+    return [re.compile(_BEFORE + re.escape(form) + _AFTER, re.MULTILINE) for form in long_enough]
 
 
 def probe_ready(alias: str) -> bool:

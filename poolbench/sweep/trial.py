@@ -30,7 +30,7 @@ from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.sweep.targets import redact
 from poolbench.wire import MEASURE_MARK, PREFIX
 
-INTERRUPTED_TRIAL = "interrupted (Ctrl-C or SIGTERM)"
+INTERRUPTED_TRIAL = "interrupted ({signal})"  # "{signal}": see children.stop_reason()
 
 
 class TrialRun:
@@ -197,7 +197,7 @@ class TrialRun:
             self.row.notes.append("the sweep was interrupted just after this trial was measured")
             return
         self.row.status = Trial.Status.INTERRUPTED
-        self.row.error_text = INTERRUPTED_TRIAL
+        self.row.error_text = INTERRUPTED_TRIAL.format(signal=children.stop_reason())
         self.stop_sampling()
         record_partial(self.row, self.spec, partial, self.server, self.db_sampler, self.cpu, self.options)
 

@@ -19,8 +19,6 @@ from poolbench.sweep import children, options
 from poolbench.sweep.run import SweepError, SweepOptions, run_sweep
 from poolbench.sweep.targets import TargetError, redact
 
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
 
 class Command(BaseCommand):
     help = (
@@ -42,12 +40,9 @@ class Command(BaseCommand):
         self.verbosity = opts["verbosity"]
         sweep_options = self.build_options(opts)
         outputs = options.report_files(opts)
-        if sweep_options.bind not in LOOPBACK:
-            self.report(
-                "warning",
-                f"The trial servers will listen on {sweep_options.bind}: other machines may reach the probe "
-                "(the statistics endpoint still needs this run's token).",
-            )
+        warning = options.bind_warning(sweep_options.bind)
+        if warning:
+            self.report("warning", warning)
         sweep = self.run(sweep_options, outputs)
         self.stdout.write("")
         self.stdout.write(f"Sweep #{sweep.pk} on {sweep_options.target.description}")
