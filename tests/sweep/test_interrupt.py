@@ -71,7 +71,7 @@ def test_ctrl_c_mid_trial_keeps_finished_and_partial_trials(tmp_path):
     )
     sweeps, trials = rows(results)
     assert [(s["status"], s["message"]) for s in sweeps] == [
-        ("interrupted", "interrupted (Ctrl-C or SIGTERM); finished trials are kept")
+        ("interrupted", "interrupted (Ctrl-C or SIGINT); finished trials are kept")
     ]
     assert sweeps[0]["finished_at"]
     done, cut = trials
@@ -80,7 +80,7 @@ def test_ctrl_c_mid_trial_keeps_finished_and_partial_trials(tmp_path):
     assert (cut["pool_size"], cut["status"], cut["error_text"]) == (
         4,
         "interrupted",
-        "interrupted (Ctrl-C or SIGTERM)",
+        "interrupted (Ctrl-C or SIGINT)",
     )
     assert cut["finished_at"]
     # What was measured before the Ctrl-C is kept, and said to be partial.

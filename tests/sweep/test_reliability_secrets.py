@@ -25,9 +25,8 @@ from poolbench.sweep.search import SWEEP_MARGIN, planned_seconds
 from poolbench.sweep.site import create_login_session
 from poolbench.sweep.targets import redact
 from poolbench.wire import FORK_SERVER_MODULE
-
-from .conftest import run_manage
-from .live import LiveManage, drop_role, pg_admin, pg_conninfo, scratch_database
+from tests.conftest import run_manage
+from tests.live import LiveManage, drop_role, pg_admin, pg_conninfo, scratch_database
 
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 SHORT = ["--duration", "1", "--warmup", "0.5", "--users", "4", "--workers", "1", "--threads", "4"]
