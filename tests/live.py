@@ -147,6 +147,15 @@ def pg_admin(dbname: str = "postgres"):
     return psycopg.connect(**pg_conninfo(dbname), autocommit=True)
 
 
+def stored_rows(db) -> list[str]:
+    """Every Sweep and Trial row of the database behind ``db`` (a pg_admin connection), as JSON text."""
+    return [
+        row[0]
+        for table in ("poolbench_sweep", "poolbench_trial")
+        for row in db.execute(f"SELECT row_to_json(t)::text FROM {table} t")
+    ]
+
+
 def pg_url(dbname: str, user: str | None = None, password: str | None = None) -> str:
     info = pg_conninfo(dbname)
     auth = user or info["user"]

@@ -23,7 +23,15 @@ from poolbench.sweep.run import trial_config
 from poolbench.sweep.server import TrialServer
 from poolbench.sweep.targets import redact
 from tests.conftest import descendants
-from tests.live import LiveManage, drop_role, own_children_left, pg_admin, pg_url, scratch_database
+from tests.live import (
+    LiveManage,
+    drop_role,
+    own_children_left,
+    pg_admin,
+    pg_url,
+    scratch_database,
+    stored_rows,
+)
 
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 
@@ -147,11 +155,7 @@ def test_database_password_is_never_stored_printed_or_logged(tmp_path):
             environ_locust = [p.environ() for p in run.children() if "locust" in " ".join(p.cmdline())]
             code = run.finish()
             with pg_admin(name) as db:
-                stored = [
-                    row[0]
-                    for table in ("poolbench_sweep", "poolbench_trial")
-                    for row in db.execute(f"SELECT row_to_json(t)::text FROM {table} t")
-                ]
+                stored = stored_rows(db)
     finally:
         drop_role(role)
     assert code == 0, run.stdout + run.stderr

@@ -26,7 +26,7 @@ from poolbench.sweep.site import create_login_session
 from poolbench.sweep.targets import redact
 from poolbench.wire import FORK_SERVER_MODULE
 from tests.conftest import run_manage
-from tests.live import LiveManage, drop_role, pg_admin, pg_conninfo, scratch_database
+from tests.live import LiveManage, drop_role, pg_admin, pg_conninfo, scratch_database, stored_rows
 
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 SHORT = ["--duration", "1", "--warmup", "0.5", "--users", "4", "--workers", "1", "--threads", "4"]
@@ -119,11 +119,7 @@ def test_no_password_reaches_output_rows_or_children(kind, tmp_path):
             held.touch()
             code = run.finish()
             with pg_admin(name) as db:
-                stored = [
-                    row[0]
-                    for table in ("poolbench_sweep", "poolbench_trial")
-                    for row in db.execute(f"SELECT row_to_json(t)::text FROM {table} t")
-                ]
+                stored = stored_rows(db)
                 command = db.execute("SELECT command FROM poolbench_sweep").fetchone()[0]
     finally:
         drop_role(role)
