@@ -29,10 +29,9 @@ def record_measurements(
     cpu: ProcessCPU | None,
     options: SweepOptions,
 ) -> None:
-    """Put what Locust, the server, the database and the CPU sampler saw into the trial."""
-    for sampler in (db_sampler, cpu):
-        if sampler is not None:
-            sampler.stop()
+    """Put what Locust, the server, the database and the CPU sampler saw into the trial.
+
+    The samplers are stopped already (``TrialRun.stop_sampling``, once, before this runs)."""
     for name, value in stats.summarize(output).items():
         setattr(trial, name, value)
     try:
