@@ -1,0 +1,246 @@
+"""What limited the site in a sweep, in one line: ``Bottleneck: <resource> - <evidence> - <what to change>``.
+
+The resource is the load generator, the database, the pool, the server's CPU or the host (or none found),
+judged in that order on the figures already stored on the trials: the CPU of each party (measure/cpu.py:
+Locust, the server's processes, the database, the whole host), the load-bound flag, and the split of the
+time inside the server (server/timing.py). It also says whether the pool size matters at all for this
+site: whether the sizes' median throughputs differ by more than the sweep's tolerance. Pure functions
+over finished trials (or anything with their fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from statistics import mean, median
+from typing import Any
+
+from poolbench.results import analysis
+
+RESOURCES = ("the load generator", "the database", "the pool", "the server's CPU", "the host", "none found")
+# A process held to one core by the GIL runs at about 1.0 core; above this it is treated as saturated.
+PROCESS_SATURATED = 0.85
+# The host's cores count as all busy above this share (schedulers rarely reach 100% with idle gaps).
+HOST_SATURATED = 0.85
+# The database is the limit when it used this share of the host's cores, or the most of a full host.
+DATABASE_SHARE = 0.5
+# Requests waiting in the pool this share of their time in the server: the pool is where they queue.
+POOL_WAIT_SHARE = 0.25
+
+
+@dataclass
+class Figures:
+    """Means over a group of trials (one configuration and size)."""
+
+    label: str
+    rps: float
+    server_cores: float | None
+    server_process: float | None  # the busiest server process's demand (running + waiting for a core)
+    database_cores: float | None
+    database_scope: str
+    load_cores: float | None
+    host_cores: float | None
+    cpu_count: int | None
+    workers: int
+    pool_wait_share: float | None
+    pool_wait_ms: float | None
+    in_server_ms: float | None
+    load_bound: int
+    load_bound_reason: str
+    trials: int
+
+
+@dataclass
+class Diagnosis:
+    resource: str
+    evidence: str
+    change: str
+
+    @property
+    def line(self) -> str:
+        return f"Bottleneck: {self.resource} - {self.evidence} - {self.change}"
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [float(v) for v in values if v is not None]
+    return mean(kept) if kept else None
+
+
+def _in_server(t: Any) -> float | None:
+    if t.total_mean_ms is None:
+        return None
+    return (t.queue_mean_ms or 0.0) + t.total_mean_ms
+
+
+def figures(group: Sequence[Any]) -> Figures:
+    """The means of ``group`` (trials of one configuration and size, with data)."""
+    cpu = [t.cpu or {} for t in group]
+    in_server = _mean(_in_server(t) for t in group)
+    pool_wait = _mean(t.pool_wait_mean_ms for t in group)
+    reasons = [r for t in group if t.load_bound for r in (t.cpu or {}).get("load_bound", [])]
+    return Figures(
+        label=group[0].label,
+        rps=median(float(t.rps) for t in group),
+        server_cores=_mean(t.server_cores for t in group),
+        server_process=_mean(
+            ((c.get("server") or {}).get("busiest_process") or {}).get("demand_cores") for c in cpu
+        ),
+        database_cores=_mean(t.database_cores for t in group),
+        database_scope=str((cpu[0].get("database") or {}).get("scope") or "unknown"),
+        load_cores=_mean(t.load_cores for t in group),
+        host_cores=_mean((c.get("host") or {}).get("mean_cores") for c in cpu),
+        cpu_count=next(((c.get("host") or {}).get("cpu_count") for c in cpu if c.get("host")), None),
+        workers=group[0].workers,
+        pool_wait_share=pool_wait / in_server if pool_wait is not None and in_server else None,
+        pool_wait_ms=pool_wait,
+        in_server_ms=in_server,
+        load_bound=sum(1 for t in group if t.load_bound),
+        load_bound_reason=reasons[0] if reasons else "",
+        trials=len(group),
+    )
+
+
+def _groups(trials: Iterable[Any]) -> tuple[list[list[Any]], list[analysis.SizeSummary]]:
+    """The trials with data of the best configuration (mode, workers x threads), by pool size (smallest
+    first), and that configuration's size summaries; a sweep without a pool: the best group alone."""
+    ok = [t for t in trials if analysis.has_data(t)]
+    summaries = analysis.by_size(ok)
+    if not summaries:
+        summaries = analysis.without_pool(ok)
+    if not summaries:
+        return [], []
+    best = max(summaries, key=lambda s: s.rps)
+    mine = sorted((s for s in summaries if s.config == best.config), key=lambda s: s.size)
+    by_index = {t.index: t for t in ok}
+    return [[by_index[i] for i in s.indexes] for s in mine], mine
+
+
+def pool_clause(summaries: Sequence[analysis.SizeSummary], tolerance: float) -> tuple[bool | None, str]:
+    """Whether the pool size matters (None: one size only) and the sentence that says so."""
+    sized = [s for s in summaries if s.size]
+    if len(sized) < 2:
+        return None, "one pool size was measured, so this sweep cannot say whether the size matters"
+    low, high = min(sized, key=lambda s: s.rps), max(sized, key=lambda s: s.rps)
+    sizes = f"pool sizes {', '.join(str(s.size) for s in sized)}"
+    spread = high.rps / low.rps - 1 if low.rps else float("inf")
+    if spread <= tolerance:
+        return False, (
+            f"{sizes} ran within {spread:.0%} of each other ({low.rps:,.0f}-{high.rps:,.0f} req/s, "
+            f"tolerance {tolerance:.0%}): the pool size does not matter for this site"
+        )
+    return True, (
+        f"the pool size matters: {high.rps:,.0f} req/s at size {high.size} vs {low.rps:,.0f} at size "
+        f"{low.size} ({spread:.0%} apart)"
+    )
+
+
+def _cores(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
+def cpu_evidence(f: Figures) -> str:
+    host = f"host {_cores(f.host_cores)} of {f.cpu_count or '?'} cores"
+    return (
+        f"server {_cores(f.server_cores)} cores ({f.workers} worker process{'es' if f.workers > 1 else ''}), "
+        f"database {_cores(f.database_cores)}, Locust {_cores(f.load_cores)}, {host}"
+    )
+
+
+def diagnose(trials: Iterable[Any], tolerance: float = 0.05) -> Diagnosis | None:
+    """The bottleneck of a sweep's trials; None when no trial has data."""
+    groups, summaries = _groups(trials)
+    if not groups:
+        return None
+    best_i = max(range(len(groups)), key=lambda i: summaries[i].rps)
+    best, smallest = figures(groups[best_i]), figures(groups[0])
+    matters, clause = pool_clause(summaries, tolerance)
+    for rule in (_load_generator, _database, _pool, _server_cpu, _host):
+        found = rule(best, smallest, matters, clause)
+        if found is not None:
+            return found
+    return Diagnosis(
+        "none found",
+        f"no party was saturated at {best.label} ({cpu_evidence(best)}); {clause}",
+        "raise the load (--users) or lengthen the trials until one resource is at its limit",
+    )
+
+
+def _load_generator(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
+    if best.load_bound * 2 < best.trials or not best.load_bound:
+        return None
+    return Diagnosis(
+        "the load generator",
+        f"{best.load_bound} of {best.trials} trial(s) at {best.label} were load-bound "
+        f"({best.load_bound_reason or 'see the trials table'}); {clause}",
+        "the figures understate the server: give Locust more processes (--locust-processes), run it on "
+        "another machine, or raise --users when there were fewer users than connections",
+    )
+
+
+def _database(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
+    db, count = best.database_cores, best.cpu_count
+    if db is None or not count or best.database_scope == "unknown":
+        return None
+    host_full = best.host_cores is not None and best.host_cores >= HOST_SATURATED * count
+    largest = db >= max(best.server_cores or 0.0, best.load_cores or 0.0)
+    if db < DATABASE_SHARE * count and not (host_full and largest):
+        return None
+    return Diagnosis(
+        "the database",
+        f"at {best.label} the database used {db:.2f} of the {count} cores ({cpu_evidence(best)}); {clause}",
+        "more connections only queue inside the database (latency grows, throughput does not): keep the "
+        "pool small, about the database's cores x 2, and make the queries cheaper or the database bigger",
+    )
+
+
+def _pool(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
+    share = smallest.pool_wait_share
+    if share is None or share < POOL_WAIT_SHARE or matters is False:
+        return None
+    grown = "" if matters else "; try larger --sizes"
+    return Diagnosis(
+        "the pool",
+        f"at {smallest.label} requests waited {smallest.pool_wait_ms:,.1f} ms of their "
+        f"{smallest.in_server_ms:,.1f} ms in the server for a free connection ({share:.0%}), while the "
+        f"server used {_cores(smallest.server_cores)} cores and the database {_cores(smallest.database_cores)}; "
+        f"{clause}",
+        f"a larger pool: the smallest size on the plateau of the sizes measured{grown}",
+    )
+
+
+def _server_cpu(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
+    per_process = best.server_process
+    if per_process is None and best.server_cores is not None:
+        per_process = best.server_cores / max(1, best.workers)
+    if per_process is None or per_process < PROCESS_SATURATED:
+        return None
+    spare = None if best.host_cores is None or not best.cpu_count else best.cpu_count - best.host_cores
+    if spare is not None and spare < 1 - HOST_SATURATED:
+        return None  # the processes are at a core each, but the machine has no core left: the host
+    return Diagnosis(
+        "the server's CPU",
+        f"at {best.label} the busiest server process wanted {per_process:.2f} core (a Python process runs "
+        f"on about one core: the GIL) with {_cores(spare)} core(s) of the host free ({cpu_evidence(best)}); "
+        f"{clause}",
+        f"add workers (--workers {best.workers + 1} or more, up to the cores free); more threads or "
+        "connections only move the queue",
+    )
+
+
+def _host(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
+    if best.host_cores is None or not best.cpu_count or best.host_cores < HOST_SATURATED * best.cpu_count:
+        return None
+    return Diagnosis(
+        "the host",
+        f"at {best.label} the machine's {best.cpu_count} cores were {best.host_cores / best.cpu_count:.0%} "
+        f"busy ({cpu_evidence(best)}); {clause}",
+        "the server, the database and Locust share too few cores: run Locust (or the database) on another "
+        "machine, or measure on a bigger one; these figures are a lower bound",
+    )
+
+
+def record(sweep: Any, trials: Iterable[Any], tolerance: float) -> None:
+    """Put the sweep's bottleneck line and resource on its row (not saved)."""
+    found = diagnose(trials, tolerance)
+    sweep.bottleneck = found.line if found else ""
+    sweep.bottleneck_resource = found.resource if found else ""

@@ -1,0 +1,69 @@
+"""The probe's limits beside --query-delay-ms: --probe-cpu-ms (Python CPU per request, the CPU-bound
+app) and --probe-db-ms (database CPU per request, the database-bound case). Their option types, and the
+calibration of --probe-db-ms: how many units of work (rows of generate_series, BENCHMARK() rounds) take
+about that long on this database, measured once before the first trial."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from poolbench.sweep.plan import PlanError, parse_number
+from poolbench.views import DB_WORK_SQL
+
+MAX_PROBE_MS = 10_000  # ten seconds of CPU per request is more than any trial can measure
+# Where the calibration starts (about 1-2 ms on a 2-core machine), and its bounds.
+START_UNITS = {"postgresql": 20_000, "mysql": 20_000}
+MAX_UNITS = 2_000_000_000
+CALIBRATION_RUNS = 3
+
+
+def parse_probe_ms(text: str, option: str) -> float:
+    """--probe-cpu-ms / --probe-db-ms: 0 (off) to MAX_PROBE_MS milliseconds."""
+    value = parse_number(text, option, allow_zero=True)
+    if value > MAX_PROBE_MS:
+        raise PlanError(
+            f"{option} {text!r} is more than {MAX_PROBE_MS} ms per request; give at most {MAX_PROBE_MS}"
+        )
+    return value
+
+
+def check_probe_options(values: dict[str, Any], vendor: str) -> None:
+    """The probe options shape poolbench's own probe: refuse them where the probe is not what is loaded."""
+    for option in ("--probe-cpu-ms", "--probe-db-ms"):
+        if values.get(option[2:].replace("-", "_")) and (values.get("paths") or values.get("locustfile")):
+            raise PlanError(
+                f"{option} changes poolbench's probe, which --path/--locustfile replace; "
+                f"drop {option} or load the probe (no --path, no --locustfile)"
+            )
+    if values.get("probe_db_ms") and vendor not in DB_WORK_SQL:
+        raise PlanError(f"--probe-db-ms is not supported on {vendor}; it needs PostgreSQL or MySQL/MariaDB")
+
+
+def _time_once(cursor: Any, sql: str, units: int) -> float:
+    t0 = time.perf_counter()
+    cursor.execute(sql, [units])
+    cursor.fetchall()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def measure(cursor: Any, sql: str, units: int) -> float:
+    """The fastest of CALIBRATION_RUNS runs, in ms: the least disturbed by the rest of the machine."""
+    return min(_time_once(cursor, sql, units) for _ in range(CALIBRATION_RUNS))
+
+
+def calibrate(connection: Any, vendor: str, target_ms: float) -> dict[str, Any]:
+    """Units of DB_WORK_SQL[vendor] that take about ``target_ms`` on ``connection`` (a DatabaseWrapper,
+    closed afterwards): measured at a start size, scaled linearly, measured again and corrected once."""
+    sql = DB_WORK_SQL[vendor]
+    units = START_UNITS[vendor]
+    try:
+        with connection.cursor() as cur:
+            _time_once(cur, sql, units)  # the first run pays for planning and warming caches
+            ms = measure(cur, sql, units)
+            for _ in range(2):
+                units = max(1, min(MAX_UNITS, round(units * target_ms / max(ms, 0.01))))
+                ms = measure(cur, sql, units)
+    finally:
+        connection.close()
+    return {"units": units, "measured_ms": round(ms, 3), "target_ms": target_ms, "sql": sql % units}
