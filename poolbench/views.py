@@ -38,9 +38,12 @@ def probe(
     request: HttpRequest, *, alias: str = "default", delay_ms: float = 0, cpu_ms: float = 0, db_work: int = 0
 ) -> JsonResponse:
     """Return the probe table's rows as JSON. ``delay_ms``: the request holds its connection that much
-    longer, in the database (pg_sleep / SLEEP), before the read (I/O-bound); ``cpu_ms``: it also runs that
-    much Python (CPU-bound app); ``db_work``: its query makes the database compute that many units
+    longer, in the database (pg_sleep / SLEEP), before the read (I/O-bound); ``cpu_ms``: it first runs that
+    much Python, holding no connection (CPU-bound app); ``db_work``: its query makes the database compute that many units
     (database-bound)."""
+    if cpu_ms:
+        # Before the first query, when the request holds no connection yet: this probe loads the CPU only.
+        burn_cpu(cpu_ms)
     conn = connections[alias]
     for value, statements, what in (
         (delay_ms, _SLEEP_SQL, "--query-delay-ms"),
@@ -55,6 +58,4 @@ def probe(
             cur.execute(sql, [value / 1000 if statements is _SLEEP_SQL else int(value)])
             cur.fetchall()
     rows = list(Probe.objects.using(alias).values("id", "testcol"))
-    if cpu_ms:
-        burn_cpu(cpu_ms)
     return JsonResponse({"rows": rows})

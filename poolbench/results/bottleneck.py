@@ -26,6 +26,10 @@ HOST_SATURATED = 0.85
 DATABASE_SHARE = 0.5
 # Requests waiting in the pool this share of their time in the server: the pool is where they queue.
 POOL_WAIT_SHARE = 0.25
+# Host CPU beyond what the sweep's own processes used, worth naming (other work on the machine).
+OTHERS_CORES = 0.3
+# On a full host, the database is the limit when it took at least this share of the cores and the most.
+DATABASE_SHARE_FULL_HOST = 0.35
 
 
 @dataclass
@@ -183,7 +187,7 @@ def _database(best: Figures, smallest: Figures, matters: bool | None, clause: st
         return None
     host_full = best.host_cores is not None and best.host_cores >= HOST_SATURATED * count
     largest = db >= max(best.server_cores or 0.0, best.load_cores or 0.0)
-    if db < DATABASE_SHARE * count and not (host_full and largest):
+    if db < DATABASE_SHARE * count and not (host_full and largest and db >= DATABASE_SHARE_FULL_HOST * count):
         return None
     return Diagnosis(
         "the database",
@@ -193,25 +197,37 @@ def _database(best: Figures, smallest: Figures, matters: bool | None, clause: st
     )
 
 
+def _process_demand(f: Figures) -> float | None:
+    """How much of a core the busiest server process wanted (running + waiting for a CPU)."""
+    if f.server_process is not None:
+        return f.server_process
+    return None if f.server_cores is None else f.server_cores / max(1, f.workers)
+
+
 def _pool(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
     share = smallest.pool_wait_share
     if share is None or share < POOL_WAIT_SHARE or matters is False:
+        return None
+    if matters and best.label == smallest.label:
+        return None  # the smallest size was the fastest: more connections did not help
+    demand = _process_demand(smallest)
+    if demand is not None and demand >= PROCESS_SATURATED:
+        # A process at a core holds its connections while its threads wait for the GIL: the waits are the
+        # CPU's, and a larger pool would only move the queue (issue 13's Wagtail site).
         return None
     grown = "" if matters else "; try larger --sizes"
     return Diagnosis(
         "the pool",
         f"at {smallest.label} requests waited {smallest.pool_wait_ms:,.1f} ms of their "
         f"{smallest.in_server_ms:,.1f} ms in the server for a free connection ({share:.0%}), while the "
-        f"server used {_cores(smallest.server_cores)} cores and the database {_cores(smallest.database_cores)}; "
-        f"{clause}",
+        f"busiest server process wanted {_cores(demand)} core and the database used "
+        f"{_cores(smallest.database_cores)}; {clause}",
         f"a larger pool: the smallest size on the plateau of the sizes measured{grown}",
     )
 
 
 def _server_cpu(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
-    per_process = best.server_process
-    if per_process is None and best.server_cores is not None:
-        per_process = best.server_cores / max(1, best.workers)
+    per_process = _process_demand(best)
     if per_process is None or per_process < PROCESS_SATURATED:
         return None
     spare = None if best.host_cores is None or not best.cpu_count else best.cpu_count - best.host_cores
@@ -230,12 +246,16 @@ def _server_cpu(best: Figures, smallest: Figures, matters: bool | None, clause: 
 def _host(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
     if best.host_cores is None or not best.cpu_count or best.host_cores < HOST_SATURATED * best.cpu_count:
         return None
+    ours = sum(c or 0.0 for c in (best.server_cores, best.database_cores, best.load_cores))
+    others = max(0.0, best.host_cores - ours)
+    outside = f"; {others:.2f} of them went to processes outside this sweep" if others >= OTHERS_CORES else ""
     return Diagnosis(
         "the host",
         f"at {best.label} the machine's {best.cpu_count} cores were {best.host_cores / best.cpu_count:.0%} "
-        f"busy ({cpu_evidence(best)}); {clause}",
-        "the server, the database and Locust share too few cores: run Locust (or the database) on another "
-        "machine, or measure on a bigger one; these figures are a lower bound",
+        f"busy ({cpu_evidence(best)}){outside}; {clause}",
+        "the server, the database and Locust get too few cores"
+        + (": measure on a quiet machine, " if outside else ": ")
+        + "run Locust (or the database) on another machine, or use a bigger one; these figures are a lower bound",
     )
 
 

@@ -5,8 +5,8 @@ about the pool size. The figures are shaped like real trials on the 2-core test 
 from __future__ import annotations
 
 from poolbench.models import Trial
-from poolbench.results.bottleneck import diagnose, pool_clause
 from poolbench.results.analysis import by_size
+from poolbench.results.bottleneck import diagnose, pool_clause
 
 
 def trial(index, size, rps, *, server=1.0, busiest=None, db=0.08, load=0.3, host=1.4, pool_wait=0.1,
@@ -45,6 +45,7 @@ def test_pool_when_waiting_dominates_and_bigger_sizes_are_faster():
     found = diagnose(trials, 0.05)
     assert found.resource == "the pool"
     assert "waited 300.0 ms of their 325.0 ms in the server for a free connection (92%)" in found.line
+    assert "busiest server process wanted 0.10 core" in found.line
     assert "the pool size matters: 380 req/s at size 8 vs 95 at size 2" in found.line
 
 
@@ -57,6 +58,25 @@ def test_pool_wait_that_larger_sizes_do_not_cure_is_not_the_pool():
     ]
     found = diagnose(trials, 0.05)
     assert found.resource == "the server's CPU"
+
+
+def test_pool_waits_of_a_server_at_a_core_are_the_cpu():
+    # Each thread holds its connection while waiting for the GIL: the pool waits, yet the CPU limits.
+    trials = [
+        trial(1, 4, 90, server=0.7, busiest=3.2, host=1.99, pool_wait=200.0, total=480.0),
+        trial(2, 16, 125, server=0.8, busiest=3.3, host=1.99, pool_wait=130.0, total=670.0),
+    ]
+    found = diagnose(trials, 0.05)
+    assert found.resource == "the host"  # the process wanted 3.3 cores, and the host had none free
+    assert "went to processes outside this sweep" in found.line
+
+
+def test_a_larger_pool_that_was_slower_is_not_the_pool():
+    trials = [
+        trial(1, 4, 125, server=0.2, host=0.6, pool_wait=200.0, total=480.0),
+        trial(2, 16, 80, server=0.2, host=0.6, pool_wait=130.0, total=670.0),
+    ]
+    assert diagnose(trials, 0.05).resource != "the pool"
 
 
 def test_one_size_with_long_pool_waits_is_the_pool():
