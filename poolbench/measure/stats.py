@@ -139,6 +139,7 @@ def merge_timing(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "acquires": sum(int(s.get("acquires", 0)) for s in snaps),
         "queries": sum(int(s.get("queries", 0)) for s in snaps),
         "pool_waits": sum(int(s.get("pool_waits", 0)) for s in snaps),
+        "opens": sum(int(s.get("opens", 0)) for s in snaps),
         "queue_timed": all(s.get("queue_timed") for s in snaps),
         "workers": len(snaps),
         "window": "measured" if all(s.get("window") == "measured" for s in snaps) else "whole run",

@@ -7,8 +7,9 @@ Per request, in the thread that serves it (wire.SPLIT_PARTS, which add up to the
 - ``pool_wait``: blocked waiting for a free connection, timed inside the pool (psycopg_pool's
   ``WaitingClient.wait``, the interval its own ``requests_wait_ms`` counts; SQLAlchemy QueuePool's queue
   ``get``), not around ``DatabaseWrapper.connect()``;
-- ``connect``: the rest of ``DatabaseWrapper.connect()`` off the CPU: opening a physical connection (no pool,
-  QueuePool overflow) and setting it up;
+- ``connect``: opening physical connections in the request's thread (the driver's ``connect``: no pool,
+  persistent connections, QueuePool's overflow), off the CPU; psycopg_pool opens its connections in
+  background threads, which no request waits for except through ``pool_wait``;
 - ``sql``: in ``cursor.execute()`` off the CPU: the statements' round trips;
 - ``python``: the thread's own CPU time (``time.thread_time()``), wherever it was spent;
 - ``gil``: the rest of the wall time: runnable but waiting for a CPU or for the GIL.
@@ -53,6 +54,7 @@ class Timing:
         self.acquires = 0
         self.queries = 0
         self.pool_waits = 0  # requests that had to queue in the pool
+        self.opens = 0  # physical connections opened by request threads
         self.sums = {part: 0.0 for part in ALL_PARTS}
         self.maxes = {part: 0.0 for part in ALL_PARTS}
         self.hists: dict[str, dict[str, int]] = {part: {} for part in ALL_PARTS}
@@ -61,19 +63,25 @@ class Timing:
     def begin(self) -> None:
         local = self.local
         local.active = True
-        local.acquire = local.acquire_cpu = local.db = local.db_cpu = local.pool_wait = 0.0
-        local.acquires = local.queries = local.pool_waits = 0
+        local.acquire = local.db = local.db_cpu = local.pool_wait = local.open = local.open_cpu = 0.0
+        local.acquires = local.queries = local.pool_waits = local.opens = 0
         local.start = perf_counter()
         local.cpu = thread_time()
         queued, local.queued = getattr(local, "queued", None), None
         local.queue = max(0.0, local.start - queued) if queued is not None else 0.0
 
-    def add_acquire(self, seconds: float, cpu: float) -> None:
+    def add_acquire(self, seconds: float) -> None:
         local = self.local
         if getattr(local, "active", False):
             local.acquire += seconds
-            local.acquire_cpu += cpu
             local.acquires += 1
+
+    def add_open(self, seconds: float, cpu: float) -> None:
+        local = self.local
+        if getattr(local, "active", False):
+            local.open += seconds
+            local.open_cpu += cpu
+            local.opens += 1
 
     def add_pool_wait(self, seconds: float) -> None:
         local = self.local
@@ -99,6 +107,7 @@ class Timing:
             self.acquires += local.acquires
             self.queries += local.queries
             self.pool_waits += local.pool_waits
+            self.opens += local.opens
             for part, ms in values.items():
                 self.sums[part] += ms
                 if ms > self.maxes[part]:
@@ -122,6 +131,7 @@ class Timing:
                 "acquires": self.acquires,
                 "queries": self.queries,
                 "pool_waits": self.pool_waits,
+                "opens": self.opens,
                 "queue_timed": self.queue_timed,
                 "sums": dict(self.sums),
                 "maxes": dict(self.maxes),
@@ -136,7 +146,7 @@ def split(local: Any, now: float, cpu_now: float) -> dict[str, float]:
     acquire, db, pool_wait = local.acquire * ms, local.db * ms, local.pool_wait * ms
     python = max(0.0, (cpu_now - local.cpu) * ms)
     # Each wall-clock part without the thread's own CPU inside it: that CPU is in `python` already.
-    connect = max(0.0, acquire - pool_wait - local.acquire_cpu * ms)
+    connect = max(0.0, (local.open - local.open_cpu) * ms)
     sql = max(0.0, db - local.db_cpu * ms)
     gil = max(0.0, total - pool_wait - connect - sql - python)
     return {
@@ -158,14 +168,15 @@ def instrument(alias: str, timing: Timing, mode: str = "") -> None:
         def connect(self: Any, *args: Any, **kwargs: Any) -> Any:
             if self.alias != alias:
                 return original(self, *args, **kwargs)
-            t0, c0 = perf_counter(), thread_time()
+            t0 = perf_counter()
             try:
                 return original(self, *args, **kwargs)
             finally:
-                timing.add_acquire(perf_counter() - t0, thread_time() - c0)
+                timing.add_acquire(perf_counter() - t0)
 
         cls.connect = connect
         cls._poolbench_timed = True
+        _time_driver_connect(connections[alias].vendor, timing)
     if mode == "pool":
         from psycopg_pool.pool import WaitingClient
 
@@ -193,6 +204,35 @@ def _time_method(cls: type, name: str, timing: Timing) -> None:
 
     timed._poolbench_wait = True  # type: ignore[attr-defined]
     setattr(cls, name, timed)
+
+
+def _time_driver_connect(vendor: str, timing: Timing) -> None:
+    """Time the driver's own connect (a new physical connection) in the request threads."""
+    if vendor == "postgresql":
+        import psycopg
+
+        # Django calls psycopg.connect (a bound classmethod taken at import), psycopg_pool Connection.connect.
+        targets = [(psycopg, "connect")]
+    elif vendor == "mysql":
+        import MySQLdb
+
+        targets = [(MySQLdb, "connect")]
+    else:
+        return
+    for owner, name in targets:
+        original = getattr(owner, name)
+        if getattr(original, "_poolbench_open", False):
+            continue
+
+        def opened(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            t0, c0 = perf_counter(), thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                timing.add_open(perf_counter() - t0, thread_time() - c0)
+
+        opened._poolbench_open = True  # type: ignore[attr-defined]
+        setattr(owner, name, opened)
 
 
 def instrument_server(timing: Timing) -> bool:

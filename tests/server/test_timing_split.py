@@ -99,3 +99,19 @@ def test_queuepool_wait_matches_littles_law(no_stray_children):
     print(f"queuepool 1: {t.rps:.1f} req/s, pool wait {t.pool_wait_mean_ms:.1f} ms -> {waiting:.2f} waiting")
     assert 5.5 <= waiting <= 7.5
     assert t.pool_stats["window"]["checkouts"] == pytest.approx(t.timing["acquires"], rel=0.03)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connect_part_is_the_physical_connections_opened(no_stray_children):
+    # Mode none opens a connection per request, in the request's thread: the database's own count of
+    # new sessions, poolbench's count of opens and the requests agree, and the time shows in `connect`.
+    # The native pool opens its connections in background threads: nothing of it is in `connect`.
+    found, _ = sweep("--mode", "none,pool", "--sizes", "4", "--workers", "1", "--threads", "4", "--users", "4")
+    by_mode = {t.mode: t for t in found.trials.all()}
+    none, pool = by_mode["none"], by_mode["pool"]
+    assert none.timing["opens"] == pytest.approx(none.timing["requests"], rel=0.02)
+    assert none.db_stats["new_connections"] >= none.timing["opens"]
+    assert none.connect_mean_ms > 0.3  # a PostgreSQL connection costs a fork and a handshake
+    assert pool.timing["opens"] == 0 and pool.connect_mean_ms == 0
+    assert none.connect_mean_ms > 5 * (pool.pool_wait_mean_ms + 0.01)
