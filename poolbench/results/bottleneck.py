@@ -192,8 +192,9 @@ def _database(best: Figures, smallest: Figures, matters: bool | None, clause: st
     return Diagnosis(
         "the database",
         f"at {best.label} the database used {db:.2f} of the {count} cores ({cpu_evidence(best)}); {clause}",
-        "more connections only queue inside the database (latency grows, throughput does not): keep the "
-        "pool small, about the database's cores x 2, and make the queries cheaper or the database bigger",
+        "keep the pool at the smallest size that keeps the database busy (the recommended size; about the "
+        "database's cores x 2): more connections only queue inside the database, adding latency, not "
+        "throughput; make the queries cheaper or the database bigger",
     )
 
 
@@ -215,14 +216,18 @@ def _pool(best: Figures, smallest: Figures, matters: bool | None, clause: str) -
         # A process at a core holds its connections while its threads wait for the GIL: the waits are the
         # CPU's, and a larger pool would only move the queue (issue 13's Wagtail site).
         return None
-    grown = "" if matters else "; try larger --sizes"
+    change = (
+        "a larger pool: the recommended size, the smallest on the plateau"
+        if matters
+        else "a larger pool: sweep larger --sizes (e.g. 4,8,16) to find where throughput stops rising"
+    )
     return Diagnosis(
         "the pool",
         f"at {smallest.label} requests waited {smallest.pool_wait_ms:,.1f} ms of their "
         f"{smallest.in_server_ms:,.1f} ms in the server for a free connection ({share:.0%}), while the "
         f"busiest server process wanted {_cores(demand)} core and the database used "
         f"{_cores(smallest.database_cores)}; {clause}",
-        f"a larger pool: the smallest size on the plateau of the sizes measured{grown}",
+        change,
     )
 
 

@@ -31,7 +31,7 @@ SIZE_HEADERS = [
 ]
 TIME_HEADERS = [
     "#", "config", "requests", "queued", "pool wait", "connect", "database", "python", "CPU/GIL wait",
-    "in server", "of client mean", "largest share",
+    "in server", "of client mean", "db CPU", "largest share",
 ]  # fmt: skip
 _PARTS = {"acquire": "waiting for a connection", "db": "in the database", "app": "the rest of the request"}
 SPLIT_LABELS = {
@@ -171,6 +171,15 @@ def _in_server(t: Trial) -> str:
     return _ms(t.queue_mean_ms + t.total_mean_ms)
 
 
+def db_cpu_per_request(t: Trial) -> float | None:
+    """The database's own CPU per request (its mean cores x the window / the requests), in ms: what the
+    'database' part can be held against (that part also holds the round trip and, in a GIL-bound server,
+    the wait to get the GIL back after the answer)."""
+    if t.database_cores is None or not t.duration_s or not t.requests:
+        return None
+    return t.database_cores * t.duration_s * 1000.0 / t.requests
+
+
 def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
     rows = []
     for t in trials:
@@ -184,6 +193,7 @@ def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
                 *(_part(t, part) for part in SPLIT_LABELS),
                 _in_server(t),
                 "-" if t.split_coverage is None else f"{t.split_coverage:.0%} of {_ms(t.latency_avg_ms)}",
+                _ms(db_cpu_per_request(t)),
                 largest_share(t.timing),
             ]
         )

@@ -15,7 +15,9 @@ MAX_PROBE_MS = 10_000  # ten seconds of CPU per request is more than any trial c
 # Where the calibration starts (about 1-2 ms on a 2-core machine), and its bounds.
 START_UNITS = {"postgresql": 20_000, "mysql": 20_000}
 MAX_UNITS = 2_000_000_000
-CALIBRATION_RUNS = 3
+CALIBRATION_RUNS = 5
+CALIBRATION_ROUNDS = 5  # rescaling rounds at most; it stops within CALIBRATION_CLOSE of the target
+CALIBRATION_CLOSE = 0.15
 
 
 def parse_probe_ms(text: str, option: str) -> float:
@@ -54,14 +56,17 @@ def measure(cursor: Any, sql: str, units: int) -> float:
 
 def calibrate(connection: Any, vendor: str, target_ms: float) -> dict[str, Any]:
     """Units of DB_WORK_SQL[vendor] that take about ``target_ms`` on ``connection`` (a DatabaseWrapper,
-    closed afterwards): measured at a start size, scaled linearly, measured again and corrected once."""
+    closed afterwards): measured at a start size (the fastest of CALIBRATION_RUNS runs: the least
+    disturbed by the rest of the machine), scaled linearly and measured again until it is close."""
     sql = DB_WORK_SQL[vendor]
     units = START_UNITS[vendor]
     try:
         with connection.cursor() as cur:
             _time_once(cur, sql, units)  # the first run pays for planning and warming caches
             ms = measure(cur, sql, units)
-            for _ in range(2):
+            for _ in range(CALIBRATION_ROUNDS):
+                if abs(ms / target_ms - 1) <= CALIBRATION_CLOSE:
+                    break
                 units = max(1, min(MAX_UNITS, round(units * target_ms / max(ms, 0.01))))
                 ms = measure(cur, sql, units)
     finally:

@@ -82,7 +82,7 @@ def test_a_larger_pool_that_was_slower_is_not_the_pool():
 def test_one_size_with_long_pool_waits_is_the_pool():
     found = diagnose([trial(1, 2, 95, server=0.1, host=0.4, pool_wait=300.0, total=320.0)], 0.05)
     assert found.resource == "the pool"
-    assert "one pool size was measured" in found.line and "try larger --sizes" in found.line
+    assert "one pool size was measured" in found.line and "sweep larger --sizes" in found.line
 
 
 def test_database_when_it_takes_the_cores():

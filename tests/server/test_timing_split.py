@@ -107,7 +107,9 @@ def test_connect_part_is_the_physical_connections_opened(no_stray_children):
     # Mode none opens a connection per request, in the request's thread: the database's own count of
     # new sessions, poolbench's count of opens and the requests agree, and the time shows in `connect`.
     # The native pool opens its connections in background threads: nothing of it is in `connect`.
-    found, _ = sweep("--mode", "none,pool", "--sizes", "4", "--workers", "1", "--threads", "4", "--users", "4")
+    found, _ = sweep(
+        "--mode", "none,pool", "--sizes", "4", "--workers", "1", "--threads", "4", "--users", "4"
+    )
     by_mode = {t.mode: t for t in found.trials.all()}
     none, pool = by_mode["none"], by_mode["pool"]
     assert none.timing["opens"] == pytest.approx(none.timing["requests"], rel=0.02)
