@@ -30,6 +30,8 @@ POOL_WAIT_SHARE = 0.25
 OTHERS_CORES = 0.3
 # On a full host, the database is the limit when it took at least this share of the cores and the most.
 DATABASE_SHARE_FULL_HOST = 0.35
+# A load-bound Locust that ran less than this (cores) on a full host was starved, not saturated.
+LOCUST_BUSY = 0.5
 
 
 @dataclass
@@ -172,6 +174,8 @@ def diagnose(trials: Iterable[Any], tolerance: float = 0.05) -> Diagnosis | None
 def _load_generator(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
     if best.load_bound * 2 < best.trials or not best.load_bound:
         return None
+    if _host_full(best) and (best.load_cores or 0.0) < LOCUST_BUSY:
+        return None  # Locust wanted a core but was starved of it: the host's rules judge (below)
     return Diagnosis(
         "the load generator",
         f"{best.load_bound} of {best.trials} trial(s) at {best.label} were load-bound "
@@ -179,6 +183,10 @@ def _load_generator(best: Figures, smallest: Figures, matters: bool | None, clau
         "the figures understate the server: give Locust more processes (--locust-processes), run it on "
         "another machine, or raise --users when there were fewer users than connections",
     )
+
+
+def _host_full(f: Figures) -> bool:
+    return bool(f.host_cores is not None and f.cpu_count and f.host_cores >= HOST_SATURATED * f.cpu_count)
 
 
 def _database(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:

@@ -93,7 +93,7 @@ def test_database_when_it_takes_the_cores():
     found = diagnose(trials, 0.05)
     assert found.resource == "the database"
     assert "the database used 1.30 of the 2 cores" in found.line  # at the best size, 2
-    assert "keep the pool small" in found.line
+    assert "more connections only queue inside the database" in found.line
 
 
 def test_database_not_judged_when_its_cpu_is_not_visible():
@@ -106,6 +106,13 @@ def test_load_generator_comes_first():
     trials = [trial(1, 4, 700, load=0.97, load_bound=True, reasons=[reason], db=1.5)]
     found = diagnose(trials, 0.05)
     assert found.resource == "the load generator" and reason in found.line
+
+
+def test_a_load_bound_locust_starved_by_a_full_host_is_not_the_load_generator():
+    reason = "a Locust process wanted 0.91 of a core (ran 0.06, waited for a CPU the rest)"
+    trials = [trial(1, 4, 300, load=0.06, load_bound=True, reasons=[reason], server=0.3, db=0.2, host=2.0)]
+    found = diagnose(trials, 0.05)
+    assert found.resource == "the host" and "1.44 of them went to processes outside this sweep" in found.line
 
 
 def test_host_when_processes_are_below_a_core_but_the_machine_is_full():
