@@ -26,6 +26,9 @@ HOST_SATURATED = 0.85
 DATABASE_SHARE = 0.5
 # Requests waiting in the pool this share of their time in the server: the pool is where they queue.
 POOL_WAIT_SHARE = 0.25
+# A server process whose requests' own Python came to this many cores is CPU-heavy: its pool waits are
+# connections held while threads wait for the GIL or a CPU, not a shortage of connections.
+CPU_NEED = 0.3
 # Host CPU beyond what the sweep's own processes used, worth naming (other work on the machine).
 OTHERS_CORES = 0.3
 # On a full host, the database is the limit when it took at least this share of the cores and the most.
@@ -42,6 +45,7 @@ class Figures:
     rps: float
     server_cores: float | None
     server_process: float | None  # the busiest server process's demand (running + waiting for a core)
+    cpu_need: float | None  # cores of Python per server process: python ms per request x req/s / workers
     database_cores: float | None
     database_scope: str
     load_cores: float | None
@@ -90,6 +94,11 @@ def figures(group: Sequence[Any]) -> Figures:
         server_cores=_mean(t.server_cores for t in group),
         server_process=_mean(
             ((c.get("server") or {}).get("busiest_process") or {}).get("demand_cores") for c in cpu
+        ),
+        cpu_need=_mean(
+            t.python_mean_ms * t.rps / 1000.0 / max(1, t.workers)
+            for t in group
+            if t.python_mean_ms is not None
         ),
         database_cores=_mean(t.database_cores for t in group),
         database_scope=str((cpu[0].get("database") or {}).get("scope") or "unknown"),
@@ -220,9 +229,9 @@ def _pool(best: Figures, smallest: Figures, matters: bool | None, clause: str) -
     if matters and best.label == smallest.label:
         return None  # the smallest size was the fastest: more connections did not help
     demand = _process_demand(smallest)
-    if demand is not None and demand >= PROCESS_SATURATED:
-        # A process at a core holds its connections while its threads wait for the GIL: the waits are the
-        # CPU's, and a larger pool would only move the queue (issue 13's Wagtail site).
+    if smallest.cpu_need is not None and smallest.cpu_need >= CPU_NEED:
+        # A process busy with Python holds its connections while its threads wait for the GIL: the waits
+        # are the CPU's, and a larger pool would only move the queue (issue 13's Wagtail site).
         return None
     change = (
         "a larger pool: the recommended size, the smallest on the plateau"
@@ -240,27 +249,42 @@ def _pool(best: Figures, smallest: Figures, matters: bool | None, clause: str) -
 
 
 def _server_cpu(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
-    per_process = _process_demand(best)
+    # What it wanted (running + waiting for a CPU), or what its requests' Python alone took if more.
+    per_process = max((v for v in (_process_demand(best), best.cpu_need) if v is not None), default=None)
     if per_process is None or per_process < PROCESS_SATURATED:
         return None
-    spare = None if best.host_cores is None or not best.cpu_count else best.cpu_count - best.host_cores
-    if spare is not None and spare < 1 - HOST_SATURATED:
-        return None  # the processes are at a core each, but the machine has no core left: the host
+    if best.cpu_need is not None and best.cpu_need < CPU_NEED:
+        return None  # it wanted a core only because the host made it wait: little Python of its own
+    free = None if best.host_cores is None or not best.cpu_count else best.cpu_count - best.host_cores
+    others = _others(best)
+    caveat = ""
+    if free is not None and free < 1 - HOST_SATURATED:
+        if others < OTHERS_CORES:
+            return None  # the sweep's own processes fill the machine: adding workers cannot help (the host)
+        caveat = (
+            f"; the host had no core free: {others:.2f} of its cores went to processes outside this sweep, "
+            "so measure again on a quiet machine to see what each worker adds"
+        )
     return Diagnosis(
         "the server's CPU",
-        f"at {best.label} the busiest server process wanted {per_process:.2f} core (a Python process runs "
-        f"on about one core: the GIL) with {_cores(spare)} core(s) of the host free ({cpu_evidence(best)}); "
-        f"{clause}",
+        f"at {best.label} the busiest server process wanted {per_process:.2f} core and its requests' Python "
+        f"came to {_cores(best.cpu_need)} core (a Python process runs on about one core: the GIL), with "
+        f"{_cores(free)} core(s) of the host free ({cpu_evidence(best)}); {clause}",
         f"add workers (--workers {best.workers + 1} or more, up to the cores free); more threads or "
-        "connections only move the queue",
+        f"connections only move the queue{caveat}",
     )
+
+
+def _others(f: Figures) -> float:
+    """Host cores used by processes outside the sweep (the host's mean minus server, database, Locust)."""
+    ours = sum(c or 0.0 for c in (f.server_cores, f.database_cores, f.load_cores))
+    return max(0.0, (f.host_cores or 0.0) - ours)
 
 
 def _host(best: Figures, smallest: Figures, matters: bool | None, clause: str) -> Diagnosis | None:
     if best.host_cores is None or not best.cpu_count or best.host_cores < HOST_SATURATED * best.cpu_count:
         return None
-    ours = sum(c or 0.0 for c in (best.server_cores, best.database_cores, best.load_cores))
-    others = max(0.0, best.host_cores - ours)
+    others = _others(best)
     outside = f"; {others:.2f} of them went to processes outside this sweep" if others >= OTHERS_CORES else ""
     return Diagnosis(
         "the host",
