@@ -59,7 +59,7 @@ def calibrate_db_probe(options: SweepOptions, report: Reporter = quiet) -> dict[
     report(
         "info",
         f"--probe-db-ms {options.probe_db_ms:g}: {found['sql']} took {found['measured_ms']:.1f} ms "
-        "alone on the database (the fastest of 5 runs); each probe request runs it.",
+        f"alone on the database ({found['measured_by']}); each probe request runs it.",
     )
     return found
 
