@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OVERFLOW": 0,  # QueuePool connections beyond the size
     "CONN_MAX_AGE": 600,  # CONN_MAX_AGE of --mode persistent
     "QUERY_DELAY_MS": 0,  # the probe holds its connection this long in the query
+    "PROBE_CPU_MS": 0,  # the probe also runs this much Python CPU per request
+    "PROBE_DB_MS": 0,  # the probe's query keeps the database's CPU busy this long
     "REPEAT": 1,  # runs of each configuration, interleaved
     # Percent of the best throughput a recommended size may lose.
     "TOLERANCE": 5,

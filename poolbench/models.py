@@ -48,6 +48,11 @@ class Sweep(models.Model):
     recommended_size = models.PositiveIntegerField(null=True, blank=True)
     recommendation = models.TextField(blank=True)
     message = models.TextField(blank=True, help_text="Why the sweep stopped, when it did not finish.")
+    # What limited the site (results/bottleneck.py): the printed line and its resource.
+    bottleneck = models.TextField(
+        blank=True, help_text="Bottleneck: <resource> - <evidence> - <what to change>"
+    )
+    bottleneck_resource = models.CharField(max_length=32, blank=True)
 
     # The formula's starting point (HikariCP: cores x 2 + effective spindles), with its inputs.
     formula_cores = models.PositiveIntegerField(null=True, blank=True, help_text="Database host cores.")
@@ -176,6 +181,22 @@ class Trial(models.Model):
     app_p95_ms = models.FloatField(null=True, blank=True)
     total_mean_ms = models.FloatField(null=True, blank=True, help_text="The whole request, in the server.")
     total_p95_ms = models.FloatField(null=True, blank=True)
+    # The truthful split of a request's time (server/timing.py), ms per request, mean / p95.
+    queue_mean_ms = models.FloatField(null=True, blank=True, help_text="Queued in the server before Django.")
+    queue_p95_ms = models.FloatField(null=True, blank=True)
+    pool_wait_mean_ms = models.FloatField(null=True, blank=True, help_text="Waiting inside the pool.")
+    pool_wait_p95_ms = models.FloatField(null=True, blank=True)
+    connect_mean_ms = models.FloatField(null=True, blank=True, help_text="Opening connections.")
+    connect_p95_ms = models.FloatField(null=True, blank=True)
+    sql_mean_ms = models.FloatField(null=True, blank=True, help_text="In the database (statements).")
+    sql_p95_ms = models.FloatField(null=True, blank=True)
+    python_mean_ms = models.FloatField(null=True, blank=True, help_text="Running Python (thread CPU).")
+    python_p95_ms = models.FloatField(null=True, blank=True)
+    gil_mean_ms = models.FloatField(null=True, blank=True, help_text="Waiting for a CPU or the GIL.")
+    gil_p95_ms = models.FloatField(null=True, blank=True)
+    split_coverage = models.FloatField(
+        null=True, blank=True, help_text="Share of Locust's mean latency the split covers (1.0 = all)."
+    )
     # CPU cores used on average in the measured window (the peaks and busiest process stay in cpu).
     load_cores = models.FloatField(null=True, blank=True, help_text="Locust, every process.")
     server_cores = models.FloatField(null=True, blank=True, help_text="The trial server, every worker.")

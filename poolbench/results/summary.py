@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from poolbench import backends
 from poolbench.models import SizeSummary, Sweep, Trial
-from poolbench.results import analysis
+from poolbench.results import analysis, bottleneck
 
 if TYPE_CHECKING:
     from poolbench.sweep.run import SweepOptions
@@ -56,6 +56,7 @@ def summarize(sweep: Sweep, options: SweepOptions) -> None:
     else:
         sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
     set_formula(sweep, sweep_formula(options))
+    bottleneck.record(sweep, trials, options.tolerance)
     judge_gates(sweep, trials, pooled[0] if pooled else None, options.gates)
 
 

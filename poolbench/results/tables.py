@@ -30,16 +30,18 @@ SIZE_HEADERS = [
     "load-bound",
 ]
 TIME_HEADERS = [
-    "#",
-    "config",
-    "requests",
-    "conn wait",
-    "database",
-    "rest of request",
-    "total",
-    "largest share",
-]
+    "#", "config", "requests", "queued", "pool wait", "connect", "database", "python", "CPU/GIL wait",
+    "in server", "of client mean", "db CPU", "largest share",
+]  # fmt: skip
 _PARTS = {"acquire": "waiting for a connection", "db": "in the database", "app": "the rest of the request"}
+SPLIT_LABELS = {
+    "queue": "queued in the server",
+    "pool_wait": "waiting in the pool",
+    "connect": "opening connections",
+    "sql": "in the database",
+    "python": "running Python",
+    "gil": "waiting for CPU/GIL",
+}
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -153,11 +155,29 @@ def _part(t: Trial, part: str) -> str:
 
 
 def largest_share(timing: Mapping[str, Any]) -> str:
-    share = timing.get("share") or {}
+    """The largest part of the time in the server (the split's parts; the older parts for old rows)."""
+    share, labels = timing.get("split_share") or {}, SPLIT_LABELS
+    if not share:
+        share, labels = timing.get("share") or {}, _PARTS
     if not share:
         return "-"
     part = max(share, key=lambda k: share[k])
-    return f"{_PARTS[part]} ({share[part]:.0%})"
+    return f"{labels[part]} ({share[part]:.0%})"
+
+
+def _in_server(t: Trial) -> str:
+    if t.total_mean_ms is None or t.queue_mean_ms is None:
+        return _part(t, "total")
+    return _ms(t.queue_mean_ms + t.total_mean_ms)
+
+
+def db_cpu_per_request(t: Trial) -> float | None:
+    """The database's own CPU per request (its mean cores x the window / the requests), in ms: what the
+    'database' part can be held against (that part also holds the round trip and, in a GIL-bound server,
+    the wait to get the GIL back after the answer)."""
+    if t.database_cores is None or not t.duration_s or not t.requests:
+        return None
+    return t.database_cores * t.duration_s * 1000.0 / t.requests
 
 
 def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
@@ -170,10 +190,10 @@ def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
                 t.index,
                 t.label,
                 t.timing.get("requests", 0),
-                _part(t, "acquire"),
-                _part(t, "db"),
-                _part(t, "app"),
-                _part(t, "total"),
+                *(_part(t, part) for part in SPLIT_LABELS),
+                _in_server(t),
+                "-" if t.split_coverage is None else f"{t.split_coverage:.0%} of {_ms(t.latency_avg_ms)}",
+                _ms(db_cpu_per_request(t)),
                 largest_share(t.timing),
             ]
         )
@@ -202,6 +222,8 @@ def sweep_summary(sweep: Sweep) -> list[str]:
             for p in search["path"]
         )
         lines.append(f"Search (--sizes auto) from {search['start']}: {steps}; stopped: {search['stopped']}.")
+    if sweep.bottleneck:
+        lines.append(sweep.bottleneck)
     if sweep.recommendation:
         prefix = f"Recommended pool size: {sweep.recommended_size}. " if sweep.recommended_size else ""
         lines.append(prefix + sweep.recommendation)
@@ -254,7 +276,11 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
         ]
         lines.append(sizes_table(summaries))
     if any(t.timing for t in trials):
-        lines += ["", "Where the time goes, inside the server (ms per request, mean / p95):"]
+        lines += [
+            "",
+            "Where the time goes, inside the server (ms per request, mean / p95; the parts add up to "
+            "'in server', the mean of which is shown as a share of Locust's mean latency):",
+        ]
         lines.append(timing_table(trials))
     lines.append("")
     lines += sweep_summary(sweep)

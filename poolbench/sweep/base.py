@@ -39,6 +39,9 @@ class SweepOptions:
     load: LoadSettings
     command: str = ""
     query_delay_ms: float = 0.0
+    probe_cpu_ms: float = 0.0  # --probe-cpu-ms: Python CPU per probe request
+    probe_db_ms: float = 0.0  # --probe-db-ms: database CPU per probe request...
+    probe_db_work: int = 0  # ...as units of work, calibrated before the first trial (sweep/probes.py)
     bind: str = "127.0.0.1"
     start_timeout: float = 30.0
     migrate: bool = False

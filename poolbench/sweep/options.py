@@ -46,6 +46,7 @@ from poolbench.sweep.plan import (
     parse_whole_number,
     unique_paths,
 )
+from poolbench.sweep.probes import check_probe_options, parse_probe_ms
 from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
@@ -174,6 +175,10 @@ OPTIONS: tuple[Option, ...] = (
            typed(parse_whole_number, "--conn-max-age", maximum=10**9), "CONN_MAX_AGE"),
     Option("--query-delay-ms", "Hold the probe's connection N ms in the query.",
            typed(parse_query_delay), "QUERY_DELAY_MS"),
+    Option("--probe-cpu-ms", "Make each probe request also run N ms of Python CPU (a CPU-bound app).",
+           typed(parse_probe_ms, "--probe-cpu-ms"), "PROBE_CPU_MS"),
+    Option("--probe-db-ms", "Make the probe's query keep the database's CPU busy about N ms (database-bound).",
+           typed(parse_probe_ms, "--probe-db-ms"), "PROBE_DB_MS"),
     Option("--path", "A page of your site to load instead of poolbench's probe; repeat it for several pages, "
            "with an optional weight: --path /books/:3 --path /about/.", typed(parse_path),
            extra={"action": "append", "dest": "paths", "metavar": "/PAGE/[:WEIGHT]"}),
@@ -297,6 +302,7 @@ def check_together(
         raise PlanError("--master-bind needs --expect-workers N (the number of Locust workers to wait for)")
     if values["query_delay_ms"] and target.vendor not in ("postgresql", "mysql"):
         raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
+    check_probe_options(values, target.vendor)
     if values["sizes"] == AUTO:
         if len(modes) > 1 or len(values["workers"]) > 1 or len(values["threads"]) > 1:
             raise PlanError(
@@ -330,6 +336,8 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
         load=load,
         command=command_line(),
         query_delay_ms=values["query_delay_ms"],
+        probe_cpu_ms=values["probe_cpu_ms"],
+        probe_db_ms=values["probe_db_ms"],
         bind=values["bind"],
         start_timeout=float(config["SERVER_START_TIMEOUT"]),
         migrate=bool(config["MIGRATE"]),

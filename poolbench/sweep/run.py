@@ -219,6 +219,8 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
         options={
             "modes": sorted({s.mode for s in options.plan.specs}),
             "query_delay_ms": options.query_delay_ms,
+            "probe_cpu_ms": options.probe_cpu_ms,
+            "probe_db_ms": options.probe_db_ms,
             "repeat": max(s.repeat for s in options.plan.specs),
             "pool_timeout": options.plan.specs[0].pool_timeout,
             "tolerance": options.tolerance,

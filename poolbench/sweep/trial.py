@@ -307,6 +307,8 @@ def trial_config(spec: TrialSpec, options: SweepOptions, token: str, app_name: s
         "mode": spec.mode,
         "token": token,
         "query_delay_ms": options.query_delay_ms,
+        "probe_cpu_ms": options.probe_cpu_ms,
+        "probe_db_work": options.probe_db_work,
         "overrides": sorted(options.overrides),
     }
 
