@@ -196,6 +196,9 @@ class Trial(models.Model):
     dropped_requests = models.PositiveIntegerField(
         null=True, blank=True, help_text="Due in the window but never sent before it ended."
     )
+    arrival_stats = models.JSONField(
+        default=dict, blank=True, help_text="The arrival scheduler's counts: scheduled, sent, late, lag."
+    )
     rate_offered = models.BooleanField(
         null=True, blank=True, help_text="False: the target rate was not offered; not the server's result."
     )

@@ -108,14 +108,12 @@ def from_intended(response: Any, due: float | None) -> None:
 
 
 def reset() -> None:
-    """The measured window begins: what was counted before is warm-up. Arrivals already queued then
-    (due in the warm-up) are not the window's either: they stay in the queue but are not counted."""
-    queue = _state["queue"]
-    backlog = queue.qsize() if queue is not None else 0
+    """The measured window begins: what was counted before is warm-up. From now on ``scheduled`` counts
+    the arrivals due in the window, ``sent`` the requests sent in it (a few due just before it, if
+    they waited for a user), and what is still queued when it ends was never sent."""
     _counts.update(
-        scheduled=-backlog, sent=-backlog, late=0, late_ms_total=0.0, late_ms_max=0.0, lag_ms_total=0.0,
-        lag_ms_max=0.0,
-    )  # fmt: skip
+        scheduled=0, sent=0, late=0, late_ms_total=0.0, late_ms_max=0.0, lag_ms_total=0.0, lag_ms_max=0.0
+    )
 
 
 def counts() -> dict[str, Any]:

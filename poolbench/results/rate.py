@@ -85,6 +85,7 @@ def record_rate(trial: Any, spec: Any, output: Mapping[str, Any], options: Any) 
         trial.arrivals = str(arrivals.get("arrivals") or "")[:16]
         trial.late_requests = arrivals.get("late")
         trial.dropped_requests = arrivals.get("dropped")
+        trial.arrival_stats = dict(arrivals)  # the scheduler's detail: scheduled, sent, late, lag
         problem = offered_problem(arrivals, trial.duration_s or 0.0)
         trial.rate_offered = not problem
         if problem:
@@ -165,9 +166,13 @@ def rate_line(t: Any) -> str:
         missed = slo.failed_text(t.slo_results) or "the rate was not offered"
         verdict = ", SLO " + ("met" if t.slo_passed else f"missed: {missed}")
     offered = "" if t.rate_offered is not False else " RATE NOT OFFERED (see the trial's notes)"
+    lag = t.arrival_stats or {}
+    lagged = (
+        f", scheduler lag {lag['lag_ms_mean']:g}/{lag['lag_ms_max']:g} ms" if "lag_ms_mean" in lag else ""
+    )
     return (
         f"target {t.target_rate:g} req/s, sent {t.achieved_rate or 0:,.1f}/s, answered {t.rps:,.1f}/s, "
-        f"late {t.late_requests or 0}, dropped {t.dropped_requests or 0}{offered}{verdict}"
+        f"late {t.late_requests or 0}, dropped {t.dropped_requests or 0}{lagged}{offered}{verdict}"
     )
 
 
@@ -178,7 +183,9 @@ def trial_lines(trials: Iterable[Any]) -> list[str]:
         if t.target_rate is None:
             continue
         lines.append(f"  trial {t.index} ({t.label}): {rate_line(t)}")
-        lines += [f"    {note}" for note in t.notes if note.startswith(("could not offer", "pool", "queuepool"))]
+        lines += [
+            f"    {note}" for note in t.notes if note.startswith(("could not offer", "pool", "queuepool"))
+        ]
     return (
         ["", "Open-model trials (latency from each request's intended send time):", *lines] if lines else []
     )
