@@ -93,7 +93,12 @@ def _add_window_report(client_id, data, **kwargs):
         return
     if data.get("poolbench_arrivals"):
         counted = arrivals.add_counts(_state.setdefault("arrivals", {}), data["poolbench_arrivals"])
-        counted.setdefault("queued_by_worker", {})[client_id] = data["poolbench_arrivals"].get("queued", 0)
+        if "measure_end" not in _state:
+            # After the window's end the workers' users are being stopped and their queues grow: the
+            # arrivals never sent are those queued at each worker's last report within the window.
+            counted.setdefault("queued_by_worker", {})[client_id] = data["poolbench_arrivals"].get(
+                "queued", 0
+            )
     for entry_data in data.get("stats", []):
         entry = StatsEntry.unserialize(entry_data, _window)
         key = (entry.name, entry.method)

@@ -16,7 +16,10 @@ from poolbench.results import slo
 # A trial was offered its rate when it sent at least this share of what its own schedule made due, and
 # its achieved rate is within Poisson noise (3 standard deviations, at least 5%) of the target.
 SENT_SHARE = 0.99
-LAG_MS = 10.0  # the scheduler's mean wake-up delay above which the generator, not the server, lagged
+# The arrival scheduler's mean wake-up delay: above LAG_NOTE_MS the trial says its latencies include that
+# much of the load generator's own delay; above LAG_MS the generator, not the server, set the pace.
+LAG_NOTE_MS = 5.0
+LAG_MS = 50.0
 
 
 def little_bound(connections: int, query_delay_ms: float) -> float | None:
@@ -51,7 +54,7 @@ def offered_problem(arrivals: Mapping[str, Any], seconds: float) -> str:
     scheduled, sent = int(arrivals.get("scheduled") or 0), int(arrivals.get("sent") or 0)
     dropped, late = int(arrivals.get("dropped") or 0), int(arrivals.get("late") or 0)
     problems = []
-    if dropped and dropped > (1 - SENT_SHARE) * max(1, scheduled):
+    if dropped > max(2, (1 - SENT_SHARE) * scheduled):  # one or two may be on their way to a user
         problems.append(f"{dropped} arrival(s) due in the window were never sent")
     if late > (1 - SENT_SHARE) * max(1, sent):
         problems.append(f"{late} of {sent} requests were sent more than 10 ms late (no Locust user free)")
@@ -70,6 +73,8 @@ def offered_cause(trial: Any, arrivals: Mapping[str, Any]) -> str:
     """Whose fault a rate not offered was: the load generator's or the server's."""
     if trial.load_bound or float(arrivals.get("lag_ms_mean") or 0) > LAG_MS:
         return "the load generator could not keep up: these figures are not the server's result"
+    if not arrivals.get("late"):
+        return "arrivals were still queued for a user when the window ended"
     return (
         f"every one of the {trial.users} Locust users was waiting for an answer: the server fell behind, "
         "so it was measured at the rate it could take, not at the target"
@@ -90,6 +95,12 @@ def record_rate(trial: Any, spec: Any, output: Mapping[str, Any], options: Any) 
         trial.rate_offered = not problem
         if problem:
             trial.notes.append(f"could not offer its rate ({problem}); {offered_cause(trial, arrivals)}")
+        elif float(arrivals.get("lag_ms_mean") or 0) > LAG_NOTE_MS:
+            trial.notes.append(
+                f"the arrival scheduler woke {arrivals['lag_ms_mean']:g} ms late on average (max "
+                f"{arrivals.get('lag_ms_max', 0):g} ms): a busy machine; the latencies include that delay "
+                "of the load generator's"
+            )
         bound_note = bound_warning(spec, spec.rate, options.query_delay_ms)
         if bound_note:
             trial.notes.append(bound_note)
@@ -184,7 +195,9 @@ def trial_lines(trials: Iterable[Any]) -> list[str]:
             continue
         lines.append(f"  trial {t.index} ({t.label}): {rate_line(t)}")
         lines += [
-            f"    {note}" for note in t.notes if note.startswith(("could not offer", "pool", "queuepool"))
+            f"    {note}"
+            for note in t.notes
+            if note.startswith(("could not offer", "the arrival scheduler", "pool", "queuepool"))
         ]
     return (
         ["", "Open-model trials (latency from each request's intended send time):", *lines] if lines else []

@@ -47,7 +47,10 @@ def test_little_s_law_decides_which_size_holds_200_req_s(no_stray_children):
     assert eight.rate_offered is True and eight.slo_passed is True
     assert eight.achieved_rate == pytest.approx(200, rel=0.15)
     assert eight.rps == pytest.approx(eight.achieved_rate, rel=0.05)
-    assert eight.arrival_stats["sent"] == pytest.approx(eight.requests, abs=max(5, 0.02 * eight.requests))
+    # Sent in the window vs answered in it: they differ by what was in flight at its edges, which
+    # Little's law puts at rate x mean latency.
+    in_flight = 200 * eight.latency_avg_ms / 1000
+    assert abs(eight.arrival_stats["sent"] - eight.requests) <= 5 + 2 * in_flight
     assert eight.timing["requests"] == pytest.approx(eight.requests, rel=0.1)  # the server counted them too
     # Then the headroom: pool 8 at 200 x 1.2.
     assert [(t.pool_size, t.target_rate) for t in trials[2:]] == [(8, 240.0)]
@@ -79,7 +82,7 @@ def test_the_rate_is_split_across_locust_processes(no_stray_children):
     assert t.rps == pytest.approx(120, rel=0.1)
     # Constant spacing: the window's scheduled arrivals are the rate times the window, to a few.
     assert t.arrival_stats["scheduled"] == pytest.approx(120 * t.duration_s, rel=0.1)
-    assert t.rate_offered is True and s.recommended_size == 4
+    assert t.rate_offered is True and s.recommended_size == 4, (t.notes, t.arrival_stats)
 
 
 def test_find_capacity_stays_under_little_s_bound_and_near_it(no_stray_children):
