@@ -8,14 +8,13 @@ import pytest
 
 from poolbench.sweep.options import OPTIONS
 from poolbench.sweep.options import build_options as _build
+from tests.conftest import assert_refused
 
 
 def build_options(given):
     """As the command calls it: every option's key, None when not given."""
     return _build({**{o.dest: None for o in OPTIONS}, "database": "default", **given})
 
-
-from tests.conftest import assert_refused
 
 SLO = ["--slo", "p99<250ms"]
 BAD = [
