@@ -186,6 +186,8 @@ def announce(run: SweepRun, session: LoginSession | None) -> None:
     planned = (
         f"--sizes auto, at most {options.auto_max_sizes} sizes"
         if options.auto
+        else f"at most {run.total} trial(s)"
+        if options.rate or options.find_capacity
         else f"{len(options.plan.specs)} trial(s)"
     )
     report("info", f"Sweep #{run.sweep.pk}: {planned} against {options.target.description}")
