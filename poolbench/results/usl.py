@@ -100,6 +100,16 @@ def curve(f: USLFit, n_max: float | None = None, steps: int = 60) -> list[tuple[
     return [(float(a), float(b)) for a, b in zip(grid, usl(grid, f.lam, f.sigma, f.kappa), strict=True)]
 
 
+def sweep_curve(trials: Iterable[Any], steps: int = 60) -> list[tuple[float, float]]:
+    """For the throughput chart: the fitted curve's (connections in use, req/s) points of a sweep's
+    closed-loop trials, [] when there is no fit (fewer than MIN_SIZES sizes) or it is poor."""
+    try:
+        f = sweep_fit(list(trials))
+    except (RuntimeError, ValueError):
+        return []
+    return curve(f, steps=steps) if f is not None and not f.poor else []
+
+
 def sweep_points(trials: Iterable[Any]) -> tuple[list[tuple[float, float]], list[int]]:
     """Closed-loop, pooled, finished trials of the configuration (mode, workers x threads) with the
     most sizes: per size, (median connections in use, median req/s)."""

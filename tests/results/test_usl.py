@@ -83,3 +83,11 @@ def test_curve_points_for_the_chart_follow_the_fit():
     assert len(points) == 20 and points[0][0] == 1.0 and points[-1][0] >= 200
     for n, x in points:
         assert x == pytest.approx(f.predict(n))
+
+
+def test_sweep_curve_is_empty_without_a_fit_and_follows_it_with_one():
+    assert usl.sweep_curve([_trial(n, 100.0 * n) for n in (1, 2, 4)]) == []
+    trials = [_trial(n, x) for n, x in SEED_002]
+    points = usl.sweep_curve(trials, steps=10)
+    f = usl.sweep_fit(trials)
+    assert len(points) == 10 and all(x == pytest.approx(f.predict(n)) for n, x in points)

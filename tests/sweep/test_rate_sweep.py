@@ -106,3 +106,28 @@ def test_find_capacity_stays_under_little_s_bound_and_near_it(no_stray_children)
     assert caps[8].best
     assert "Capacity at SLO (--find-capacity: the highest rate that met p99<200ms; + met, - missed):" in text
     assert s.recommended_size in (2, 8) and s.recommendation
+
+
+def test_a_four_size_sweep_prints_the_usl_fit_of_its_stored_trials(no_stray_children):
+    from poolbench.results import usl
+
+    text, s = sweep(
+        "--sizes", "1,2,4,8", "--query-delay-ms", "20", "--users", "16", "--threads", "16", "--workers", "1",
+        "--duration", "2", "--warmup", "1",
+    )  # fmt: skip
+    trials = list(s.trials.all())
+    assert all(t.status == Trial.Status.OK for t in trials)
+    # The fit is of the connections the database saw, per size, and it is what was printed.
+    points, sizes = usl.sweep_points(trials)
+    assert sizes == [1, 2, 4, 8] and [n for n, _ in points] == [
+        t.mean_connections for t in sorted(trials, key=lambda t: t.pool_size)
+    ]
+    f = usl.sweep_fit(trials)
+    assert f is not None
+    first = next(line for line in text.splitlines() if line.startswith("USL fit"))
+    assert first.startswith("USL fit (throughput vs connections in use, 4 sizes): lambda ")
+    assert f"sigma {f.sigma:.4f}, kappa {f.kappa:.6f}" in first and "R^2" in first
+    assert ("N* = " in first) == (f.n_star is not None)
+    # Little's law makes throughput grow with the pool here (20 ms per query): lambda is about one
+    # connection's 50 req/s.
+    assert 25 <= f.lam <= 55
