@@ -117,10 +117,13 @@ def reset() -> None:
 
 
 def counts() -> dict[str, Any]:
-    """This process's counters; ``queued``: arrivals due and not sent yet (at the window's end: dropped)."""
+    """This process's counters; ``queued``: arrivals that have waited more than LATE_MS for a user (at
+    the window's end: the dropped ones). Those due just now are on their way to a user that is being
+    woken, not waiting for one."""
     out = dict(_counts)
     queue = _state["queue"]
-    out["queued"] = queue.qsize() if queue is not None else 0
+    now = time.perf_counter()
+    out["queued"] = sum(1 for due in queue.queue if (now - due) * 1000.0 > LATE_MS) if queue is not None else 0
     return out
 
 

@@ -52,3 +52,39 @@ def test_rate_tolerance_and_little_s_bound():
     assert rate_tolerance(200, 10) == pytest.approx(3 / 2000**0.5)  # 6.7%
     assert rate_tolerance(20, 5) == pytest.approx(3 / 10)
     assert little_bound(2, 20) == 100.0 and little_bound(8, 20) == 400.0 and little_bound(8, 0) is None
+
+
+@pytest.fixture
+def scheduler():
+    """The scheduler as Locust runs it (gevent greenlets), in this process; stopped afterwards."""
+    yield arrivals
+    arrivals.stop()
+    arrivals.configure(0)
+    arrivals._state["queue"] = None
+    arrivals.reset()
+
+
+def test_the_scheduler_makes_arrivals_due_on_time_and_a_user_takes_them(scheduler):
+    import time
+
+    import gevent
+
+    scheduler.configure(100.0, "constant")
+    scheduler.start()
+    t0 = time.perf_counter()
+    gevent.sleep(0.5)
+    raw = scheduler.counts()
+    assert raw["scheduled"] == pytest.approx(50, abs=5)  # 100/s for half a second
+    # Nobody took them: all but the last few have waited more than 10 ms for a user.
+    assert raw["queued"] == pytest.approx(raw["scheduled"] - 1, abs=3)
+    due = [scheduler.take() for _ in range(3)]
+    assert due == sorted(due) and due[1] - due[0] == pytest.approx(0.01) and due[0] >= t0
+    after = scheduler.counts()
+    assert after["sent"] == 3 and after["late"] == 3  # each had waited for a user, well over 10 ms
+    scheduler.reset()
+    assert scheduler.counts()["sent"] == 0
+
+
+def test_a_closed_loop_takes_nothing(scheduler):
+    scheduler.configure(0)
+    assert not scheduler.enabled() and scheduler.take() is None
