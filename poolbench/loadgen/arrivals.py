@@ -123,7 +123,9 @@ def counts() -> dict[str, Any]:
     out = dict(_counts)
     queue = _state["queue"]
     now = time.perf_counter()
-    out["queued"] = sum(1 for due in queue.queue if (now - due) * 1000.0 > LATE_MS) if queue is not None else 0
+    out["queued"] = (
+        sum(1 for due in queue.queue if (now - due) * 1000.0 > LATE_MS) if queue is not None else 0
+    )
     return out
 
 
