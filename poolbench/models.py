@@ -205,6 +205,28 @@ class Trial(models.Model):
     server_start_s = models.FloatField(null=True, blank=True, help_text="Until the server answered.")
     warmup_s = models.FloatField(null=True, blank=True, help_text="Locust's warm-up before the window.")
 
+    # Open-model load (--rate, loadgen/arrivals.py); empty in a closed loop (--users).
+    target_rate = models.FloatField(null=True, blank=True, help_text="Arrivals per second asked for.")
+    achieved_rate = models.FloatField(
+        null=True, blank=True, help_text="Requests sent per second in the measured window."
+    )
+    arrivals = models.CharField(max_length=16, blank=True, help_text="poisson or constant.")
+    late_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sent more than 10 ms after their intended time (no user free)."
+    )
+    dropped_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Due in the window but never sent before it ended."
+    )
+    arrival_stats = models.JSONField(
+        default=dict, blank=True, help_text="The arrival scheduler's counts: scheduled, sent, late, lag."
+    )
+    rate_offered = models.BooleanField(
+        null=True, blank=True, help_text="False: the target rate was not offered; not the server's result."
+    )
+    # Latency and error targets (--slo): one verdict per target, and all of them.
+    slo_results = models.JSONField(default=list, blank=True, help_text="[{target, value, passed}].")
+    slo_passed = models.BooleanField(null=True, blank=True, help_text="Empty when no --slo was given.")
+
     notes = models.JSONField(default=list)
     error_text = models.TextField(blank=True, help_text="Why the trial failed, with the server log tail.")
 
@@ -269,3 +291,32 @@ class SizeSummary(models.Model):
     @property
     def rps_cv_pct(self) -> float | None:
         return None if self.rps_cv is None else 100 * self.rps_cv
+
+
+class SizeCapacity(models.Model):
+    """``--find-capacity``: the highest arrival rate one configuration held within every --slo target,
+    found by a bounded search (sweep/capacity.py); ``steps`` holds each rate tried and its verdict."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="capacities")
+    mode = models.CharField(max_length=16)
+    workers = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(null=True, blank=True)
+    capacity_rps = models.FloatField(
+        null=True, blank=True, help_text="Highest rate that met every target; empty: none did."
+    )
+    bound_rps = models.FloatField(
+        null=True, blank=True, help_text="Little's law bound (connections / --query-delay-ms), if known."
+    )
+    trials = models.PositiveIntegerField(default=0)
+    steps = models.JSONField(default=list, help_text="[{rate, trial, passed, why}] in the order run.")
+    best = models.BooleanField(default=False, help_text="Reached the largest capacity.")
+    recommended = models.BooleanField(default=False, help_text="Smallest size within tolerance of the best.")
+
+    class Meta:
+        ordering = ["sweep", "mode", "workers", "threads", "size"]
+        verbose_name = "capacity at SLO"
+        verbose_name_plural = "capacities at SLO"
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.size} {self.workers}x{self.threads} of sweep #{self.sweep_id}"

@@ -233,9 +233,11 @@ class Gates:
     fail_under_rps: float | None = None
     max_failure_rate: float | None = None  # percent of requests
     max_p99_ms: float | None = None
+    slo: list[Any] = field(default_factory=list)  # --gate: results.slo.Target, the --slo syntax
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.fail_under_rps, self.max_failure_rate, self.max_p99_ms))
+        limits = (self.fail_under_rps, self.max_failure_rate, self.max_p99_ms)
+        return any(v is not None for v in limits) or bool(self.slo)
 
 
 def gate_size(summaries: Sequence[SizeSummary], recommended: int | None) -> int | None:
@@ -274,6 +276,10 @@ def check_gates(trials: Iterable[Any], size: int | None, gates: Gates) -> list[s
             breaches.append(
                 f"--max-p99-ms {gates.max_p99_ms:g}: trial {worst.index} ({worst.label}) had {shown}"
             )
+    if gates.slo:
+        from poolbench.results.slo import gate_breaches
+
+        breaches += gate_breaches(chosen, gates.slo)
     return breaches
 
 

@@ -9,6 +9,7 @@ from poolbench.measure import stats
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
 from poolbench.models import Trial
 from poolbench.results import analysis
+from poolbench.results.rate import record_rate
 from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.wire import SPLIT_PARTS, TIMING_PARTS
 
@@ -59,6 +60,7 @@ def record_measurements(
     )  # fmt: skip
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    record_rate(trial, spec, output, options)  # --rate: arrivals, offered or not; --slo verdicts
     if server.started_in:
         trial.server_start_s = round(server.started_in, 3)
     if output.get("measure_start") and output.get("test_start"):

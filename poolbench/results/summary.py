@@ -55,6 +55,8 @@ def summarize(sweep: Sweep, options: SweepOptions) -> None:
         sweep.recommendation = verdicts[pooled[0]][1]
     else:
         sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
+    if options.rate or options.find_capacity:
+        open_model_verdict(sweep, trials, options)
     set_formula(sweep, sweep_formula(options))
     bottleneck.record(sweep, trials, options.tolerance)
     judge_gates(sweep, trials, pooled[0] if pooled else None, options.gates)
@@ -107,6 +109,27 @@ def _mode_rows(
         )  # fmt: skip
         for s in summaries
     ]
+
+
+def open_model_verdict(sweep: Sweep, trials: list[Trial], options: SweepOptions) -> None:
+    """--rate / --find-capacity: the recommendation is about targets at a rate, not peak throughput
+    (results/rate.py, sweep/capacity.py); the SizeSummary rows' ``recommended`` follows it."""
+    from poolbench.results import rate
+    from poolbench.sweep.capacity import verdict
+
+    if options.find_capacity:
+        capacities = list(sweep.capacities.all())
+        size, why = verdict(capacities, options.tolerance, options.rate, options.headroom)
+        for c in capacities:
+            c.save(update_fields=["best", "recommended"])
+    else:
+        assert options.rate
+        size, why = rate.recommend(trials, options.rate, options.headroom, options.slo)
+    sweep.recommended_size, sweep.recommendation = size, why
+    for row in sweep.size_summaries.all():
+        if row.recommended != (row.size == size and size is not None):
+            row.recommended = row.size == size and size is not None
+            row.save(update_fields=["recommended"])
 
 
 def save_summaries(sweep: Sweep, rows: list[SizeSummary]) -> None:

@@ -248,7 +248,14 @@ def sweep_summary(sweep: Sweep) -> list[str]:
         which = trials[message]
         where += f" in trial{'s' if len(which) > 1 else ''} {', '.join(which[:5])}"
         lines.append(f"  {count} x {message[:200]}{where}")
-    return lines
+    return lines + open_model_lines(sweep)
+
+
+def open_model_lines(sweep: Sweep) -> list[str]:
+    """Open-model trials, capacity at SLO and the USL fit (results/rate_report.py)."""
+    from poolbench.results.rate_report import report_lines
+
+    return report_lines(sweep)
 
 
 def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:

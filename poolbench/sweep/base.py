@@ -61,6 +61,11 @@ class SweepOptions:
     auto_max_sizes: int = AUTO_MAX_SIZES
     gates: analysis.Gates = field(default_factory=analysis.Gates)
     fork_server: bool = True
+    # Open-model load (--rate, --find-capacity) and targets (--slo): sweep/rate.py, sweep/capacity.py.
+    rate: float | None = None
+    slo: list[Any] = field(default_factory=list)  # results.slo.Target
+    headroom: float = 1.2
+    find_capacity: bool = False
 
     @property
     def uses_probe(self) -> bool:

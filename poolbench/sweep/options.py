@@ -26,6 +26,7 @@ from poolbench.backends import POOLED_MODES
 from poolbench.conf import default_workers, get_config
 from poolbench.results import export
 from poolbench.results.analysis import Gates
+from poolbench.sweep import rate_options
 from poolbench.sweep.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
 from poolbench.sweep.plan import (
     MAX_THREADS,
@@ -47,6 +48,7 @@ from poolbench.sweep.plan import (
     unique_paths,
 )
 from poolbench.sweep.probes import check_probe_options, parse_probe_ms
+from poolbench.sweep.rate_options import parse_arrivals, parse_headroom, parse_rate
 from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
@@ -215,6 +217,19 @@ OPTIONS: tuple[Option, ...] = (
            typed(parse_master_bind)),
     Option("--workers-timeout", "Seconds to wait for --expect-workers before giving up (default 60).",
            typed(parse_duration, "--workers-timeout", minimum=1), "WORKERS_TIMEOUT"),
+    # Open-model load and targets (sweep/rate_options.py, docs/rate-and-capacity.md).
+    Option("--rate", "Open model: send R requests/s whatever the server does (latency from each request's "
+           "intended send time); --users is then the provisioned pool of Locust users.", typed(parse_rate)),
+    Option("--arrivals", "With --rate: poisson (default) or constant spacing of the arrivals.",
+           typed(parse_arrivals)),
+    Option("--slo", "Latency and error targets each trial must meet, e.g. \"p99<250ms,p95<100ms,errors<0.1%%\".",
+           typed(rate_options.targets("--slo"))),
+    Option("--headroom", "With --rate: the recommended size must meet every --slo target at rate x this "
+           "(default 1.2).", typed(parse_headroom)),
+    _flag("--find-capacity", "For each size, search the highest arrival rate that meets every --slo target "
+          "(about six short trials per size)."),
+    Option("--gate", "Exit non-zero if the recommended size missed any of these targets (the --slo syntax).",
+           typed(rate_options.targets("--gate"))),
 )  # fmt: skip
 
 
@@ -268,6 +283,7 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
         target = resolve(values["database"], embedded=bool(values["embedded"]))
         modes = parse_modes(values["mode"] or backends.default_mode(target.vendor), target.vendor)
         check_together(opts, values, target, modes)
+        values["provisioned_users"] = rate_options.provisioned_users(opts, values)
         auto = values["sizes"] == AUTO
         plan = build_plan(
             sizes=[1] if auto else values["sizes"],  # a placeholder for auto: the search picks the sizes
@@ -310,6 +326,8 @@ def check_together(
             )
         if modes[0] not in POOLED_MODES:
             raise PlanError(f"--sizes auto needs a pooled --mode (pool or queuepool), not {modes[0]}")
+    own_locustfile = bool(values.get("locustfile")) and values["locustfile"] != DEFAULT_LOCUSTFILE.resolve()
+    rate_options.check_rate(given, values, auto=values["sizes"] == AUTO, own_locustfile=own_locustfile)
     missing = backends.missing_pool_package(target.vendor, modes) if not target.embedded else None
     if missing:
         raise PlanError(missing)
@@ -320,16 +338,17 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
     expect_workers = values["expect_workers"]
     host, port = values.get("master_bind") or ("*", DEFAULT_MASTER_PORT)
     load = LoadSettings(
-        users=values["users"], spawn_rate=values["spawn_rate"], duration=values["duration"],
+        users=values["provisioned_users"], spawn_rate=values["spawn_rate"], duration=values["duration"],
         warmup=values["warmup"], locustfile=values["locustfile"] or DEFAULT_LOCUSTFILE.resolve(),
         paths=values["paths"] or [], processes=1 if expect_workers else values["locust_processes"],
         expect_workers=expect_workers, master_bind=host, master_port=port,
-        workers_timeout=values["workers_timeout"],
+        workers_timeout=values["workers_timeout"], arrivals=values["arrivals"] or "poisson",
     )  # fmt: skip
     gates = Gates(
         fail_under_rps=values["fail_under_rps"],
         max_failure_rate=values["max_failure_rate"],
         max_p99_ms=values["max_p99_ms"],
+        slo=values["gate"] or [],
     )
     return SweepOptions(
         **checked,
@@ -351,6 +370,10 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
         spindles=values["spindles"],
         gates=gates,
         fork_server=bool(config["FORK_SERVER"]),
+        rate=values["rate"],
+        slo=values["slo"] or [],
+        headroom=values["headroom"] or rate_options.DEFAULT_HEADROOM,
+        find_capacity=bool(values["find_capacity"]),
     )
 
 

@@ -270,6 +270,7 @@ class TrialSpec:
     pool_timeout: float = 10.0
     conn_max_age: int | None = None
     repeat: int = 1
+    rate: float | None = None  # --rate / --find-capacity: arrivals per second; None = closed loop
 
     @property
     def pooled(self) -> bool:

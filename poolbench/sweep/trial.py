@@ -21,6 +21,7 @@ from django.utils import timezone
 from poolbench import backends
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
+from poolbench.results.rate import rate_line
 from poolbench.results.record import record_measurements, record_partial
 from poolbench.sweep import children
 from poolbench.sweep.base import SweepError, SweepOptions, SweepRun, save_anyway
@@ -100,10 +101,15 @@ class TrialRun:
         report("info", f"{self.where}: starting server...")
         self.server.start()
         self.row.overhead["server_start_s"] = round(self.server.started_in, 3)
+        offered = (
+            f"{load.users} users"
+            if not self.spec.rate
+            else (f"{self.spec.rate:g} req/s {load.arrivals} arrivals ({load.users} users provisioned)")
+        )
         report(
             "info",
             f"{self.where}: server up on {self.server.url} in {self.server.started_in:.1f}s; "
-            f"{load.users} users for {load.duration:g}s (+{load.warmup:g}s warm-up)...",
+            f"{offered} for {load.duration:g}s (+{load.warmup:g}s warm-up)...",
         )
         for problem in check_pages(self.server, load):
             self.row.notes.append(problem)
@@ -126,7 +132,7 @@ class TrialRun:
         assert self.load is not None
         report, load = self.run.report, self.options.load
         go = time.time()
-        self.load.release(load_host(self.server))
+        self.load.release(load_host(self.server), rate=self.spec.rate)
         output = wait_load(
             load,
             self.load,
@@ -229,6 +235,8 @@ class TrialRun:
             f"{row.failures} failures ({row.failure_pct:.1f}%)"
             + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else ""),
         )
+        if row.target_rate is not None:
+            report("success" if row.slo_passed else "warning", f"{self.where}: {rate_line(row)}")
         site_pages = [e for e in row.endpoints if not str(e.get("name", "")).startswith(PREFIX)]
         if len(site_pages) > 1 or row.failures:
             for e in site_pages:
@@ -257,6 +265,7 @@ def new_row(run: SweepRun, spec: TrialSpec, config: dict[str, Any]) -> Trial:
         threads=spec.threads,
         max_db_connections=spec.max_db_connections,
         users=options.load.users,
+        target_rate=spec.rate,
     )
     age = options.target.database.get("CONN_MAX_AGE", 0)
     if options.target.alias and age != 0 and spec.pooled:
