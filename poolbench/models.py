@@ -48,6 +48,9 @@ class Sweep(models.Model):
     recommended_size = models.PositiveIntegerField(null=True, blank=True)
     recommendation = models.TextField(blank=True)
     message = models.TextField(blank=True, help_text="Why the sweep stopped, when it did not finish.")
+    seed = models.BigIntegerField(
+        null=True, blank=True, help_text="Seed of the trial order (--seed replays it); empty for one pass."
+    )
 
     # The formula's starting point (HikariCP: cores x 2 + effective spindles), with its inputs.
     formula_cores = models.PositiveIntegerField(null=True, blank=True, help_text="Database host cores.")
@@ -143,7 +146,7 @@ class Trial(models.Model):
     requests = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)
-    rps = models.FloatField(default=0, help_text="Requests per second in the measured window.")
+    rps = models.FloatField(default=0, help_text="Successful requests per second in the measured window.")
     latency_avg_ms = models.FloatField(null=True, blank=True)
     latency_min_ms = models.FloatField(null=True, blank=True)
     latency_max_ms = models.FloatField(null=True, blank=True)
@@ -207,8 +210,8 @@ class SizeSummary(models.Model):
     """One configuration of a sweep (mode, workers x threads, pool size) over its finished repeats.
 
     Written by results.summary when the sweep ends. A mode without a pool (persistent, none) has one row
-    per workers x threads with no size. ``on_plateau``: within the tolerance of the mode's best median
-    throughput, with no failures and a p99 no worse than the best's (analysis.on_plateau).
+    per workers x threads with no size. ``on_plateau``: no failures, and neither significantly slower
+    than the mode's best size nor of a significantly worse p99 (results/decision.py).
     """
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="size_summaries")
@@ -218,12 +221,19 @@ class SizeSummary(models.Model):
     threads = models.PositiveIntegerField()
     size = models.PositiveIntegerField(null=True, blank=True, help_text="Pool size; empty without a pool.")
     trials = models.PositiveIntegerField(help_text="Finished trials (repeats).")
-    rps = models.FloatField(help_text="Median requests per second.")
+    rps = models.FloatField(help_text="Median successful requests per second.")
     rps_min = models.FloatField()
     rps_max = models.FloatField()
     rps_cv = models.FloatField(
         null=True, blank=True, help_text="Coefficient of variation; empty for one trial."
     )
+    # results/decision.py: the percentile-bootstrap interval (95%) of the median over the repeats, and
+    # the throughput against the mode's best size, paired by pass (t interval of the log ratios).
+    rps_ci_low = models.FloatField(null=True, blank=True, help_text="95% interval of the median, low.")
+    rps_ci_high = models.FloatField(null=True, blank=True, help_text="95% interval of the median, high.")
+    vs_best = models.FloatField(null=True, blank=True, help_text="Throughput / the best size's.")
+    vs_best_low = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, low.")
+    vs_best_high = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, high.")
     p99_ms = models.FloatField(null=True, blank=True, help_text="Median of the trials' p99s.")
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)
