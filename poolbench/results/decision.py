@@ -60,11 +60,6 @@ class Ratio:
     passes: int = 1
 
     @property
-    def includes_one(self) -> bool:
-        """Not told apart from the best: the interval holds 1 (False without an interval)."""
-        return self.low is not None and self.high is not None and self.low <= 1 <= self.high
-
-    @property
     def half_width_pct(self) -> float | None:
         return None if self.low is None or self.high is None else 50.0 * (self.high - self.low)
 
@@ -149,7 +144,8 @@ def sizes_text(sizes: Sequence[int]) -> str:
 def noise_text(verdicts: Sequence[Verdict]) -> str:
     """'+-4%': the widest half-interval of the sizes' throughput ratios to the best."""
     widths = [v.rps.half_width_pct for v in verdicts if v.rps is not None and v.rps.half_width_pct]
-    return f"+-{max(widths):.0f}%" if widths else "+-0%"
+    widest = max(widths, default=0.0)
+    return f"+-{widest:.0f}%" if widest >= 1 else f"+-{widest:.1f}%"
 
 
 @dataclass
@@ -216,11 +212,17 @@ def reason_text(
     figures = f"medians of successful req/s over up to {passes} passes: {chosen.size} {chosen.rps:,.0f}" + (
         "" if chosen is best else f", {best.size} (best) {best.rps:,.0f}"
     )
-    if len(clean) > 1 and all(v.rps is not None and v.rps.includes_one and v.acceptable for v in clean):
+    if len(clean) > 1 and all(v.acceptable for v in clean):
+        # None is slower beyond the noise; those that are, by less than the tolerance, are named so.
+        within = (
+            ""
+            if all(v.rps is None or v.rps.high is None or v.rps.high >= 1 for v in clean)
+            else (f" or the {tolerance:.0%} tolerance")
+        )
         failed = [why_not(verdicts[s.size]) for s in group if s.failures]
         return (
-            f"{sizes_text([v.size for v in clean])} are within the noise of each other ({noise_text(clean)}): "
-            f"use {chosen.size}, the smallest ({figures}"
+            f"{sizes_text([v.size for v in clean])} are within the noise of each other ({noise_text(clean)})"
+            f"{within}: use {chosen.size}, the smallest ({figures}"
             + (f"; {'; '.join(failed)}" if failed else "")
             + ")."
         )

@@ -63,7 +63,7 @@ def server_defaults(
     ``given`` names where the given ones came from (an option, or a POOLBENCH setting)."""
     env = dict(os.environ if environ is None else environ)
     stated = site_concurrency(env, base_dir, Path.cwd() if cwd is None else cwd)
-    measured = "poolbench's default, measured: one worker per core, 32 threads"
+    measured = "poolbench's measured default (one worker per core, 32 threads)"
     w_from, t_from = given
     if workers is None:
         found = stated.get("workers")
