@@ -93,8 +93,8 @@ class Sweep(models.Model):
         }
 
     def by_mode(self) -> dict[str, dict[str, Any]]:
-        """Per mode, in the order the sweep ran them: the best size and req/s (the best median; the best
-        trial for a mode without a pool), the recommended size and the failures."""
+        """Per mode, in the order the sweep ran them: the best size and req/s (the best median of a size
+        without failures; the best trial for a mode without a pool), the recommended size and the failures."""
         out: dict[str, dict[str, Any]] = {}
         for s in self.size_summaries.all():
             entry = out.setdefault(s.mode, {"failures": 0})
@@ -105,7 +105,7 @@ class Sweep(models.Model):
             entry.setdefault("recommended_size", None)
             if s.recommended:
                 entry["recommended_size"] = s.size
-            if s.rps > entry.get("best_rps", -1.0):
+            if not s.failures and s.rps > entry.get("best_rps", -1.0):  # the best failure-free size
                 entry.update(best_size=s.size, best_rps=s.rps)
         return out
 
