@@ -233,11 +233,15 @@ def reason_text(
             f"with no failures{', and no smaller size came close' if rejected else ''}{tail}."
         )
     v = verdicts[chosen.size]
+    out = [
+        why_not(verdicts[s.size]) for s in group if s.size > chosen.size and not verdicts[s.size].acceptable
+    ]
     tail = f"; {'; '.join(rejected)}" if rejected else ""
+    tail += f"; also out: {'; '.join(out)}" if out else ""
     return (
         f"Size {chosen.size} is the smallest size not significantly slower than the best (size {best.size}) "
-        f"by more than {tolerance:.0%}: {_times(v.rps)} of it ({figures}), with no failures and a p99 not "
-        f"significantly worse{tail}."
+        f"by more than {tolerance:.0%}, with no failures and a p99 not significantly worse: it reached "
+        f"{_times(v.rps)} of the best's throughput ({figures}){tail}."
     )
 
 
