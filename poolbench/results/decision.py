@@ -210,7 +210,7 @@ def reason_text(
     clean = [verdicts[s.size] for s in group if not s.failures]
     rejected = [why_not(verdicts[s.size]) for s in group if s.size < chosen.size]
     figures = f"medians of successful req/s over up to {passes} passes: {chosen.size} {chosen.rps:,.0f}" + (
-        "" if chosen is best else f", {best.size} (best) {best.rps:,.0f}"
+        " (the best)" if chosen is best else f", {best.size} (best) {best.rps:,.0f}"
     )
     if len(clean) > 1 and all(v.acceptable for v in clean):
         # None is slower beyond the noise; those that are, by less than the tolerance, are named so.
