@@ -53,6 +53,9 @@ class Sweep(models.Model):
         blank=True, help_text="Bottleneck: <resource> - <evidence> - <what to change>"
     )
     bottleneck_resource = models.CharField(max_length=32, blank=True)
+    seed = models.BigIntegerField(
+        null=True, blank=True, help_text="Seed of the trial order (--seed replays it); empty for one pass."
+    )
 
     # The formula's starting point (HikariCP: cores x 2 + effective spindles), with its inputs.
     formula_cores = models.PositiveIntegerField(null=True, blank=True, help_text="Database host cores.")
@@ -95,8 +98,8 @@ class Sweep(models.Model):
         }
 
     def by_mode(self) -> dict[str, dict[str, Any]]:
-        """Per mode, in the order the sweep ran them: the best size and req/s (the best median; the best
-        trial for a mode without a pool), the recommended size and the failures."""
+        """Per mode, in the order the sweep ran them: the best size and req/s (the best median of a size
+        without failures; the best trial for a mode without a pool), the recommended size and the failures."""
         out: dict[str, dict[str, Any]] = {}
         for s in self.size_summaries.all():
             entry = out.setdefault(s.mode, {"failures": 0})
@@ -107,7 +110,7 @@ class Sweep(models.Model):
             entry.setdefault("recommended_size", None)
             if s.recommended:
                 entry["recommended_size"] = s.size
-            if s.rps > entry.get("best_rps", -1.0):
+            if not s.failures and s.rps > entry.get("best_rps", -1.0):  # the best failure-free size
                 entry.update(best_size=s.size, best_rps=s.rps)
         return out
 
@@ -148,7 +151,7 @@ class Trial(models.Model):
     requests = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)
-    rps = models.FloatField(default=0, help_text="Requests per second in the measured window.")
+    rps = models.FloatField(default=0, help_text="Successful requests per second in the measured window.")
     latency_avg_ms = models.FloatField(null=True, blank=True)
     latency_min_ms = models.FloatField(null=True, blank=True)
     latency_max_ms = models.FloatField(null=True, blank=True)
@@ -250,8 +253,8 @@ class SizeSummary(models.Model):
     """One configuration of a sweep (mode, workers x threads, pool size) over its finished repeats.
 
     Written by results.summary when the sweep ends. A mode without a pool (persistent, none) has one row
-    per workers x threads with no size. ``on_plateau``: within the tolerance of the mode's best median
-    throughput, with no failures and a p99 no worse than the best's (analysis.on_plateau).
+    per workers x threads with no size. ``on_plateau``: no failures, and neither significantly slower
+    than the mode's best size nor of a significantly worse p99 (results/decision.py).
     """
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="size_summaries")
@@ -261,12 +264,19 @@ class SizeSummary(models.Model):
     threads = models.PositiveIntegerField()
     size = models.PositiveIntegerField(null=True, blank=True, help_text="Pool size; empty without a pool.")
     trials = models.PositiveIntegerField(help_text="Finished trials (repeats).")
-    rps = models.FloatField(help_text="Median requests per second.")
+    rps = models.FloatField(help_text="Median successful requests per second.")
     rps_min = models.FloatField()
     rps_max = models.FloatField()
     rps_cv = models.FloatField(
         null=True, blank=True, help_text="Coefficient of variation; empty for one trial."
     )
+    # results/decision.py: the percentile-bootstrap interval (95%) of the median over the repeats, and
+    # the throughput against the mode's best size, paired by pass (t interval of the log ratios).
+    rps_ci_low = models.FloatField(null=True, blank=True, help_text="95% interval of the median, low.")
+    rps_ci_high = models.FloatField(null=True, blank=True, help_text="95% interval of the median, high.")
+    vs_best = models.FloatField(null=True, blank=True, help_text="Throughput / the best size's.")
+    vs_best_low = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, low.")
+    vs_best_high = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, high.")
     p99_ms = models.FloatField(null=True, blank=True, help_text="Median of the trials' p99s.")
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)

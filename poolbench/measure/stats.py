@@ -51,7 +51,8 @@ def summarize(output: Mapping[str, Any]) -> dict[str, Any]:
         "requests": requests,
         "failures": failures,
         "failure_pct": round(100.0 * failures / requests, 3) if requests else 0.0,
-        "rps": round(requests / duration, 2) if duration else 0.0,
+        # Successful requests only: a size whose requests fail fast must not look faster.
+        "rps": round((requests - failures) / duration, 2) if duration else 0.0,
         "latency_avg_ms": round(total["total_response_time"] / requests, 2) if requests else None,
         "latency_min_ms": total.get("min_response_time") if requests else None,
         "latency_max_ms": total.get("max_response_time") if requests else None,

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from poolbench import backends
 from poolbench.models import SizeSummary, Sweep, Trial
-from poolbench.results import analysis, bottleneck
+from poolbench.results import analysis, bottleneck, decision
 
 if TYPE_CHECKING:
     from poolbench.sweep.run import SweepOptions
@@ -75,40 +75,60 @@ def write_summaries(
             rows += [_row(sweep, s) for s in analysis.without_pool(mine)]
             continue
         summaries = analysis.by_size(mine)
-        verdicts[mode] = analysis.recommend(summaries, tolerance, analysis.sizes_without_data(mine))
-        rows += _mode_rows(sweep, summaries, verdicts[mode][0], tolerance)
+        if not summaries:
+            verdicts[mode] = analysis.recommend(summaries, tolerance)
+            continue
+        decided = decision.decide(summaries, tolerance, analysis.sizes_without_data(mine))
+        verdicts[mode] = (decided.size, decided.reason)
+        rows += _mode_rows(sweep, summaries, decided)
     save_summaries(sweep, rows)
     return verdicts
 
 
 def _row(
-    sweep: Sweep, s: analysis.SizeSummary, *, on_plateau: bool = False, recommended: bool = False
+    sweep: Sweep,
+    s: analysis.SizeSummary,
+    *,
+    on_plateau: bool = False,
+    recommended: bool = False,
+    vs_best: decision.Ratio | None = None,
 ) -> SizeSummary:
     return SizeSummary(
         sweep=sweep, mode=s.mode, workers=s.workers, threads=s.threads, size=s.size or None,
         trials=s.trials, rps=s.rps, rps_min=s.rps_min, rps_max=s.rps_max, rps_cv=s.rps_cv, p99_ms=s.p99_ms,
         failures=s.failures, failure_pct=s.failure_pct, load_bound=s.load_bound, on_plateau=on_plateau,
-        recommended=recommended,
+        recommended=recommended, rps_ci_low=s.rps_ci_low, rps_ci_high=s.rps_ci_high,
+        vs_best=_round(vs_best.point if vs_best else None), vs_best_low=_round(vs_best.low if vs_best else None),
+        vs_best_high=_round(vs_best.high if vs_best else None),
     )  # fmt: skip
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _mode_rows(
-    sweep: Sweep, summaries: list[analysis.SizeSummary], recommended: int | None, tolerance: float
+    sweep: Sweep, summaries: list[analysis.SizeSummary], decided: decision.Decision
 ) -> list[SizeSummary]:
-    """A pooled mode's rows: on the plateau of the mode's best throughput or not, and which one is the
-    recommended size (in the configuration, workers x threads, that holds the best)."""
-    best = max(summaries, key=lambda s: s.rps, default=None)
-    if best is None:
-        return []
-    return [
-        _row(
-            sweep,
-            s,
-            on_plateau=analysis.on_plateau(s, best, tolerance),
-            recommended=s.size == recommended and s.config == best.config,
-        )  # fmt: skip
-        for s in summaries
-    ]
+    """A pooled mode's rows: in the configuration (workers x threads) that holds the best, each size's
+    throughput against the best (decision.Verdict), whether it qualifies (on_plateau) and which one is
+    recommended; the other configurations' rows carry their own figures only."""
+    best = next((s for s in summaries if s.size == decided.best and not s.failures), None)
+    rows = []
+    for s in summaries:
+        verdict = (
+            (decided.verdicts or {}).get(s.size) if best is not None and s.config == best.config else None
+        )
+        rows.append(
+            _row(
+                sweep,
+                s,
+                on_plateau=bool(verdict and verdict.acceptable),
+                recommended=verdict is not None and s.size == decided.size,
+                vs_best=verdict.rps if verdict else None,
+            )  # fmt: skip
+        )
+    return rows
 
 
 def open_model_verdict(sweep: Sweep, trials: list[Trial], options: SweepOptions) -> None:

@@ -23,6 +23,8 @@ SIZE_HEADERS = [
     "server",
     "trials",
     "req/s median",
+    "95% CI",
+    "vs best (95% CI)",
     "min-max",
     "CV %",
     "p99 ms",
@@ -128,6 +130,8 @@ def sizes_table(summaries: Sequence[Any], tablefmt: str = "simple") -> str:
                 f"{s.workers}x{s.threads}",
                 s.trials,
                 _num(s.rps, 1),
+                ci_cell(s.rps_ci_low, s.rps_ci_high, 1),
+                vs_best_cell(s),
                 f"{s.rps_min:,.1f}-{s.rps_max:,.1f}",
                 "-" if s.rps_cv is None else f"{100 * s.rps_cv:.1f}",
                 _num(s.p99_ms),
@@ -136,6 +140,19 @@ def sizes_table(summaries: Sequence[Any], tablefmt: str = "simple") -> str:
             ]
         )
     return tabulate(rows, headers=SIZE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+
+
+def ci_cell(low: float | None, high: float | None, digits: int) -> str:
+    return "-" if low is None or high is None else f"{low:,.{digits}f}-{high:,.{digits}f}"
+
+
+def vs_best_cell(s: Any) -> str:
+    """'0.97 (0.93-1.01)': throughput against the mode's best size, paired by pass (results/decision.py)."""
+    ratio = getattr(s, "vs_best", None)
+    if ratio is None:
+        return "-"
+    interval = ci_cell(getattr(s, "vs_best_low", None), getattr(s, "vs_best_high", None), 2)
+    return f"{ratio:.2f}" + ("" if interval == "-" else f" ({interval})")
 
 
 def _ms(value: float | None) -> str:
@@ -279,7 +296,8 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
     if summaries:
         lines += [
             "",
-            "By size (median over --repeat; spread of req/s: min-max and coefficient of variation):",
+            "By size (median of successful req/s over --repeat with its 95% bootstrap interval; against the "
+            "best size, paired by pass, with its 95% t interval; spread: min-max, coefficient of variation):",
         ]
         lines.append(sizes_table(summaries))
     if any(t.timing for t in trials):

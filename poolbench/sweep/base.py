@@ -66,6 +66,8 @@ class SweepOptions:
     slo: list[Any] = field(default_factory=list)  # results.slo.Target
     headroom: float = 1.2
     find_capacity: bool = False
+    seed: int | None = None  # the trial order's (plan.build_plan); None: one pass, in the order given
+    server_source: str = ""  # workers x threads and where they came from (sweep/defaults.py)
 
     @property
     def uses_probe(self) -> bool:
@@ -87,6 +89,9 @@ class SweepRun:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     forkserver: ForkServer | None = None  # the running fork server, if any
     pending_load: StartedLoad | None = None  # Locust started ahead for the next trial
+    # For the time left in the progress lines: when the first trial began, and the trials done since.
+    first_started: float | None = None
+    done: int = 0
 
     def take_pending_load(self) -> StartedLoad | None:
         """The Locust started ahead for the trial that begins now (it is that trial's from now on)."""

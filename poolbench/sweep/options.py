@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 import shlex
 import socket
 import sys
@@ -23,10 +24,11 @@ from django.db import DEFAULT_DB_ALIAS
 
 from poolbench import backends
 from poolbench.backends import POOLED_MODES
-from poolbench.conf import default_workers, get_config
+from poolbench.conf import get_config
 from poolbench.results import export
 from poolbench.results.analysis import Gates
 from poolbench.sweep import rate_options
+from poolbench.sweep.defaults import server_defaults
 from poolbench.sweep.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
 from poolbench.sweep.plan import (
     MAX_THREADS,
@@ -53,6 +55,7 @@ from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
 
+MAX_SEED = 2**32 - 1
 AUTO = "auto"  # --sizes auto: the search picks the sizes (poolbench.sweep.run)
 ArgumentType = Callable[[Any], Any]
 
@@ -188,8 +191,11 @@ OPTIONS: tuple[Option, ...] = (
            "reach it as POOLBENCH_PATHS and POOLBENCH_COOKIE).", locustfile, "LOCUSTFILE"),
     Option("--login-user", "Load the pages logged in as this existing user (a session is created in the site's "
            "session store for the sweep; no password is needed).", extra={"metavar": "USERNAME"}),
-    Option("--repeat", "Run each configuration N times, interleaved.",
+    Option("--repeat", "Run each configuration N times, interleaved: every pass in a fresh random order.",
            typed(parse_whole_number, "--repeat", maximum=100), "REPEAT"),
+    Option("--seed", "Seed of the trials' random order (default: a new one, recorded on the sweep); the "
+           "seed of an earlier sweep replays its order.",
+           typed(parse_whole_number, "--seed", maximum=MAX_SEED, allow_zero=True)),
     _flag("--allow-over-max", "Run sizes over max_connections anyway (recorded)."),
     Option("--bind", "Address the trial server listens on (default 127.0.0.1).", bind_address, "BIND"),
     Option("--report", "Write a self-contained HTML report.", typed(export.check_output_path, "--report"),
@@ -271,8 +277,24 @@ def with_defaults(opts: Mapping[str, Any]) -> dict[str, Any]:
         elif not isinstance(value, str):
             continue
         values[option.dest] = option.type(value) if option.type and value is not None else value
-    values["workers"] = values["workers"] or [default_workers()]  # WORKERS None: half the cores
+    # Not given and no POOLBENCH setting: what the site states for its gunicorn, else the measured default.
+    given = tuple(
+        f"--{name}" if opts.get(name) is not None else f"POOLBENCH['{name.upper()}']"
+        for name in ("workers", "threads")
+    )
+    from django.conf import settings
+
+    server = server_defaults(
+        values["workers"], values["threads"], given=given, base_dir=getattr(settings, "BASE_DIR", None)
+    )
+    values["workers"], values["threads"], values["server_source"] = (
+        server.workers,
+        server.threads,
+        server.text,
+    )
     values["expect_workers"] = values["expect_workers"] or 0
+    if values["seed"] is None and (values["repeat"] or 1) > 1:
+        values["seed"] = secrets.randbelow(MAX_SEED + 1)  # a fresh order, recorded to replay it
     return values
 
 
@@ -289,7 +311,7 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
             sizes=[1] if auto else values["sizes"],  # a placeholder for auto: the search picks the sizes
             modes=modes, workers=values["workers"], threads=values["threads"], repeat=values["repeat"],
             pool_min=values["pool_min"], max_overflow=values["max_overflow"],
-            pool_timeout=values["pool_timeout"], conn_max_age=values["conn_max_age"],
+            pool_timeout=values["pool_timeout"], conn_max_age=values["conn_max_age"], seed=values["seed"],
         )  # fmt: skip
         login = find_login_user(values["login_user"]) if values.get("login_user") is not None else None
     except (argparse.ArgumentTypeError, PlanError, TargetError, SiteError, export.ExportError) as exc:
@@ -374,6 +396,8 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
         slo=values["slo"] or [],
         headroom=values["headroom"] or rate_options.DEFAULT_HEADROOM,
         find_capacity=bool(values["find_capacity"]),
+        seed=values["seed"],
+        server_source=values["server_source"],
     )
 
 

@@ -191,6 +191,10 @@ def announce(run: SweepRun, session: LoginSession | None) -> None:
         else f"{len(options.plan.specs)} trial(s)"
     )
     report("info", f"Sweep #{run.sweep.pk}: {planned} against {options.target.description}")
+    if options.server_source:
+        report("info", f"Server: {options.server_source}.")
+    if options.seed is not None:
+        report("info", f"Each pass in a random order (--seed {options.seed} replays it).")
     if session is not None:
         report(
             "info",
@@ -229,6 +233,7 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
             "threads": sorted({s.threads for s in options.plan.specs}),
             "worker_class": "gthread",
             "bind": options.bind,
+            "source": options.server_source,
         },
         load=load,
         options={
@@ -249,6 +254,7 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
             **extra,
         },
         host=host_info(),
+        seed=options.seed,
     )
 
 

@@ -71,6 +71,8 @@ class TrialRun:
         Ctrl-C at any point leaves a finished row."""
         with children.shielded():
             self.row.save()
+        if self.run.first_started is None:
+            self.run.first_started = self.t0
 
     def start_sampling(self) -> None:
         """Sample the database's connections from before the server starts: on MySQL/MariaDB the
@@ -221,6 +223,7 @@ class TrialRun:
             self.row.finished_at = timezone.now()
             save_anyway(self.row)
             shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.run.done += 1
 
     def report_outcome(self) -> None:
         """A measured trial's figures in one line, and its site pages' when there are several or failures."""
@@ -233,7 +236,8 @@ class TrialRun:
             "success" if not row.failures else "warning",
             f"{self.where}: {row.rps:.0f} req/s, p95 {_ms(row.latency_p95_ms)}, p99 {_ms(row.latency_p99_ms)}, "
             f"{row.failures} failures ({row.failure_pct:.1f}%)"
-            + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else ""),
+            + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else "")
+            + time_left(self.run),
         )
         if row.target_rate is not None:
             report("success" if row.slo_passed else "warning", f"{self.where}: {rate_line(row)}")
@@ -245,6 +249,15 @@ class TrialRun:
                     level,
                     f"{self.where}:   {e['method']} {e['name']}: {e['requests']} requests, {e['failures']} failures",
                 )
+
+
+def time_left(run: SweepRun) -> str:
+    """'; about 1m20s left': the mean wall time of the trials so far times the trials still to run."""
+    if run.first_started is None or not run.done or run.done >= run.total:
+        return ""
+    seconds = (time.monotonic() - run.first_started) / run.done * (run.total - run.done)
+    shown = f"{seconds:.0f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"; about {shown} left" + (" at most" if run.options.auto else "")
 
 
 def new_row(run: SweepRun, spec: TrialSpec, config: dict[str, Any]) -> Trial:
