@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from poolbench.measure import stats
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
 from poolbench.models import Trial
-from poolbench.results import analysis
+from poolbench.results import analysis, saturation
 from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.wire import TIMING_PARTS
 
@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from poolbench.sweep.run import SweepOptions
 
 # Trial columns of the CPU sampler's roles: mean cores in the measured window.
-CPU_COLUMNS = {"load": "load_cores", "server": "server_cores", "database": "database_cores"}
+CPU_COLUMNS = {
+    "load": "load_cores",
+    "server": "server_cores",
+    "database": "database_cores",
+    "host": "host_cores",
+}
 
 
 def record_measurements(
@@ -58,6 +63,7 @@ def record_measurements(
     )  # fmt: skip
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    record_saturation(trial, output)
     if server.started_in:
         trial.server_start_s = round(server.started_in, 3)
     if output.get("measure_start") and output.get("test_start"):
@@ -84,6 +90,19 @@ def record_server(trial: Trial, pool: dict[str, Any]) -> None:
         values = trial.timing.get(part) or {}
         setattr(trial, f"{part}_mean_ms", values.get("mean_ms"))
         setattr(trial, f"{part}_p95_ms", values.get("p95_ms"))
+
+
+def record_saturation(trial: Trial, output: dict[str, Any]) -> None:
+    """The host-CPU flag (with its reasons, printed under the table) and Locust's event-loop lag."""
+    host = saturation.host_saturation_reasons(trial.cpu or {})
+    trial.host_cpu_saturated = bool(host)
+    lag = output.get("load_lag") or {}
+    trial.cpu = {**(trial.cpu or {}), "host_saturated": host, "load_lag": lag}
+    trial.load_lag_ms, trial.load_lag_p99_ms, trial.load_lag_max_ms = (
+        lag.get("mean_ms"),
+        lag.get("p99_ms"),
+        lag.get("max_ms"),
+    )
 
 
 def record_cpu(trial: Trial, cpu: dict[str, Any], database_scope: str) -> None:
