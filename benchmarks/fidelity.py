@@ -26,6 +26,7 @@ import secrets
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,9 +108,8 @@ def poolbench_rps(load, server_url: str, state: Path) -> tuple[float, dict]:
     return measured["rps"], output.get("load_lag") or {}
 
 
-def run_config(name: str, args: argparse.Namespace, targets: list) -> list[float]:
-    """The rounds of one configuration against one trial server; the ratios. (The target database
-    is closed by the caller, after every configuration: the embedded one is shared.)"""
+def run_config(name: str, args: argparse.Namespace) -> list[float]:
+    """The rounds of one configuration against one trial server; the ratios."""
     from poolbench.sweep import children
     from poolbench.sweep.run import prepare, trial_config
     from poolbench.sweep.server import TrialServer
@@ -119,7 +119,6 @@ def run_config(name: str, args: argparse.Namespace, targets: list) -> list[float
         [*sweep_args, "--duration", f"{args.duration:g}", "--warmup", f"{args.warmup:g}", *args.extra]
     )
     spec, load = options.plan.specs[0], options.load
-    targets.append(options.target)
     state = Path(tempfile.mkdtemp(prefix="poolbench-fidelity-"))
     server, ratios = None, []
     try:
@@ -157,7 +156,26 @@ def run_config(name: str, args: argparse.Namespace, targets: list) -> list[float
         if server is not None:
             server.stop()
         children.stop_all()
+        options.target.close()
         shutil.rmtree(state, ignore_errors=True)
+    return ratios
+
+
+def run_child(name: str, argv: list[str]) -> list[float]:
+    """Run one configuration in a child process (its output passes through); its ratios."""
+    argv = [a for i, a in enumerate(argv) if a != "--configs" and (i == 0 or argv[i - 1] != "--configs")]
+    argv = [a for a in argv if not a.startswith("--configs=")]
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--configs", name, *argv], stdout=subprocess.PIPE, text=True
+    )
+    ratios: list[float] = []
+    for line in proc.stdout:
+        if line.startswith("RATIOS "):
+            ratios = [float(x) for x in line.split()[1].split(",")]
+        else:
+            print(line, end="", flush=True)
+    if proc.wait():
+        raise SystemExit(f"configuration {name} failed (exit code {proc.returncode})")
     return ratios
 
 
@@ -171,14 +189,15 @@ def main() -> None:
         "extra", nargs="*", help="More `manage.py poolbench` options, e.g. --users 100 --threads 8."
     )
     args = p.parse_args()
-    setup_django(args.database_url)
-    print(f"machine: {machine()}")
-    targets: list = []
-    try:
-        results = {name: run_config(name, args, targets) for name in args.configs}
-    finally:
-        for target in targets:
-            target.close()
+    if len(args.configs) > 1:
+        # One process per configuration: the demo project's target (an embedded PostgreSQL) is set up
+        # once per process, and a second configuration in the same process found it stopped.
+        results = {name: run_child(name, sys.argv[1:]) for name in args.configs}
+    else:
+        setup_django(args.database_url)
+        print(f"machine: {machine()}")
+        results = {args.configs[0]: run_config(args.configs[0], args)}
+        print("RATIOS " + ",".join(f"{r:.6f}" for r in results[args.configs[0]]), flush=True)
     print("\nfidelity (poolbench / wrk), target >= 0.95:")
     for name, ratios in results.items():
         mean, low, high = interval(ratios)
