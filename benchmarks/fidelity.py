@@ -21,6 +21,7 @@ interval (Student's t over the rounds' ratios, scipy). Target: ratio >= 0.95.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import secrets
 import shutil
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from common import build_options, machine, parser, setup_django
 
+CHILD = "POOLBENCH_FIDELITY_CHILD"  # set in a configuration's child process: report the ratios only
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CONFIGS = {
     "server": ("the server is the limit (one-row probe)", ["--sizes", "200"]),
@@ -166,7 +168,10 @@ def run_child(name: str, argv: list[str]) -> list[float]:
     argv = [a for i, a in enumerate(argv) if a != "--configs" and (i == 0 or argv[i - 1] != "--configs")]
     argv = [a for a in argv if not a.startswith("--configs=")]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--configs", name, *argv], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, "--configs", name, *argv],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, CHILD: "1"},
     )
     ratios: list[float] = []
     for line in proc.stdout:
@@ -197,7 +202,9 @@ def main() -> None:
         setup_django(args.database_url)
         print(f"machine: {machine()}")
         results = {args.configs[0]: run_config(args.configs[0], args)}
-        print("RATIOS " + ",".join(f"{r:.6f}" for r in results[args.configs[0]]), flush=True)
+        if os.environ.get(CHILD):
+            print("RATIOS " + ",".join(f"{r:.6f}" for r in results[args.configs[0]]), flush=True)
+            return
     print("\nfidelity (poolbench / wrk), target >= 0.95:")
     for name, ratios in results.items():
         mean, low, high = interval(ratios)
