@@ -61,6 +61,7 @@ def record_measurements(
         trial.cpu or {}, output, users=options.load.users, connections=spec.usable_connections,
         processes=options.load.processes,
     )  # fmt: skip
+    reasons += saturation.lag_reasons(output)
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
     record_saturation(trial, output)

@@ -11,6 +11,11 @@ from typing import Any
 # the server alone could do. (Not 100%: sampling at 0.5 s and idle gaps between bursts keep a fully
 # contended machine's mean a little below it.)
 HOST_SATURATED_SHARE = 0.85
+# Locust's event loop was late by this share of the mean response time (and at least LAG_BOUND_MIN_MS):
+# that much of each reported latency is Locust waiting for its own turn, not the server. A CPU-starved
+# Locust shows it even when its CPU demand reads low (it sleeps on the server between its rare turns).
+LAG_BOUND_SHARE = 0.25
+LAG_BOUND_MIN_MS = 2.0
 
 
 def host_share(cpu: Mapping[str, Any]) -> float | None:
@@ -39,6 +44,24 @@ def host_saturation_reasons(cpu: Mapping[str, Any]) -> list[str]:
         f"{HOST_SATURATED_SHARE:.0%}: the server, Locust and the database competed for the CPU, so the "
         "figures understate the server; stop other work on this machine, or run Locust or the database "
         "on another one"
+    ]
+
+
+def lag_reasons(output: Mapping[str, Any]) -> list[str]:
+    """A load-bound reason when Locust's own lag is a large part of the latencies it reported."""
+    lag = output.get("load_lag") or {}
+    total = output.get("total") or {}
+    mean_lag, requests = lag.get("mean_ms"), total.get("num_requests") or 0
+    if mean_lag is None or not requests:
+        return []
+    latency = total.get("total_response_time", 0) / requests
+    if mean_lag < LAG_BOUND_MIN_MS or mean_lag < LAG_BOUND_SHARE * latency:
+        return []
+    return [
+        f"Locust's event loop ran {mean_lag:.1f} ms late on average (max {lag.get('max_ms', 0):.0f} ms), "
+        f"{mean_lag / latency:.0%} of the mean response time ({latency:.1f} ms): that part of each latency is "
+        "Locust waiting for its turn (short of CPU), not the server; give Locust a core of its own, "
+        "fewer users per process or another machine"
     ]
 
 

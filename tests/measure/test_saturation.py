@@ -123,3 +123,25 @@ def test_saturated_host_is_flagged(no_stray_children):
     # The lag of two Locust processes, merged by the master from the workers' reports.
     lag = assert_lag_plausible(t)
     assert lag["processes"] == 2, lag
+
+
+def test_lag_reason_on_stored_figures():
+    """Locust's lag counts against the load generator when it is a quarter of the mean latency or more."""
+    output = {
+        "load_lag": {"mean_ms": 12.0, "max_ms": 80.0},
+        "total": {"num_requests": 100, "total_response_time": 4000},
+    }
+    assert saturation.lag_reasons(output) == [
+        "Locust's event loop ran 12.0 ms late on average (max 80 ms), 30% of the mean response time (40.0 ms): "
+        "that part of each latency is Locust waiting for its turn (short of CPU), not the server; give Locust "
+        "a core of its own, fewer users per process or another machine"
+    ]
+    assert saturation.lag_reasons({**output, "load_lag": {"mean_ms": 9.9, "max_ms": 80.0}}) == []  # < 25%
+    # Below 2 ms it is no reason, whatever the latency; no lag or no requests: nothing to judge.
+    fast = {
+        "load_lag": {"mean_ms": 1.5, "max_ms": 9.0},
+        "total": {"num_requests": 100, "total_response_time": 200},
+    }
+    assert saturation.lag_reasons(fast) == []
+    assert saturation.lag_reasons({"total": output["total"]}) == []
+    assert saturation.lag_reasons({"load_lag": output["load_lag"], "total": {"num_requests": 0}}) == []
