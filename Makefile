@@ -15,7 +15,7 @@ test: setup
 	bash scripts/test.sh $(ARGS)
 
 bench: setup
-	$(PY) benchmarks/overhead.py && $(PY) benchmarks/fidelity.py && $(PY) benchmarks/concurrency.py
+	$(PY) benchmarks/overhead.py && $(PY) benchmarks/fidelity.py && $(PY) benchmarks/load_cost.py && $(PY) benchmarks/concurrency.py
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -169,6 +169,17 @@ class Trial(models.Model):
     timing = models.JSONField(default=dict, help_text="Where the time went inside the server.")
     overhead = models.JSONField(default=dict, help_text="Seconds outside the measured window.")
     load_bound = models.BooleanField(default=False, help_text="The load generator was saturated.")
+    # Saturation of the machine itself (the reasons stay in cpu["host_saturated"], the lag's detail in
+    # cpu["load_lag"]): see poolbench/results/saturation.py.
+    host_cores = models.FloatField(null=True, blank=True, help_text="Mean cores busy on the whole host.")
+    host_cpu_saturated = models.BooleanField(
+        default=False, help_text="The host's CPU was at least 85% busy over the window."
+    )
+    load_lag_ms = models.FloatField(
+        null=True, blank=True, help_text="Locust's event-loop lag, mean ms (a 10 ms sleep's overshoot)."
+    )
+    load_lag_p99_ms = models.FloatField(null=True, blank=True, help_text="Locust's event-loop lag, p99 ms.")
+    load_lag_max_ms = models.FloatField(null=True, blank=True, help_text="Locust's event-loop lag, max ms.")
 
     # What the database saw (the detail stays in db_stats): the trial server's connections.
     peak_connections = models.PositiveIntegerField(

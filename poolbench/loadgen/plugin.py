@@ -10,6 +10,12 @@ warm-up would still let up to 3 s of warm-up requests in (reports already sent o
 the master tells every worker to reset (message ``poolbench_reset``); from then on each worker marks its
 reports as belonging to the window, and the master adds only marked reports into its own window
 statistics. The boundary is thus drawn on each worker, in the same greenlet-atomic step that resets it.
+
+The load generator's own lag: Locust exposes none (its only self-check is a CPU reading every 10 s), so
+each process that runs users also runs a greenlet that sleeps LAG_INTERVAL and records how late it woke
+up. Every greenlet of that process (a user reading its answer) waits as long for its turn, so the lag is
+time Locust adds to the response times it reports, and a rising lag means Locust, not the server, is
+slow. Workers send their lag with their reports; the master keeps the latest figure of each worker.
 """
 
 import json
@@ -32,6 +38,49 @@ _state = {}
 locust.runners.WORKER_REPORT_INTERVAL = 0.5
 # The master's statistics of the measured window, built from the workers' marked reports only.
 _window = RequestStats(use_response_times_cache=False)
+# The event-loop lag probe: sleep this long, record the overshoot (seconds) since the window began.
+LAG_INTERVAL = 0.01
+_lag: list[float] = []
+_worker_lags: dict[str, dict] = {}  # master: each worker's latest lag summary
+
+
+def _lag_probe():
+    while True:
+        start = time.perf_counter()
+        gevent.sleep(LAG_INTERVAL)
+        _lag.append(max(0.0, time.perf_counter() - start - LAG_INTERVAL))
+
+
+def lag_summary(lags: list[float]) -> dict:
+    """Mean, p50, p99 and max of the probe's overshoots, in ms."""
+    if not lags:
+        return {}
+    ordered = sorted(lags)
+    n = len(ordered)
+    return {
+        "interval_ms": LAG_INTERVAL * 1000,
+        "samples": n,
+        "mean_ms": round(1000 * sum(ordered) / n, 3),
+        "p50_ms": round(1000 * ordered[n // 2], 3),
+        "p99_ms": round(1000 * ordered[min(n - 1, int(0.99 * n))], 3),
+        "max_ms": round(1000 * ordered[-1], 3),
+        "processes": 1,
+    }
+
+
+def merge_lags(summaries: list[dict]) -> dict:
+    """Over processes: samples and mean pooled; p50, p99 and max the worst process's (an upper bound)."""
+    summaries = [s for s in summaries if s.get("samples")]
+    if not summaries:
+        return {}
+    samples = sum(s["samples"] for s in summaries)
+    return {
+        "interval_ms": summaries[0]["interval_ms"],
+        "samples": samples,
+        "mean_ms": round(sum(s["mean_ms"] * s["samples"] for s in summaries) / samples, 3),
+        **{k: max(s[k] for s in summaries) for k in ("p50_ms", "p99_ms", "max_ms")},
+        "processes": len(summaries),
+    }
 
 
 @events.init.add_listener
@@ -74,6 +123,7 @@ def _worker_reset(environment, msg, **kwargs):
     # happens between this and the flag, so a report is either all warm-up or all window.
     environment.runner.stats.reset_all()
     arrivals.reset()
+    _lag.clear()
     _state["window"] = True
 
 
@@ -86,6 +136,8 @@ def _mark_report(client_id, data, **kwargs):
     data["poolbench_window"] = bool(_state.get("window"))
     if arrivals.enabled():
         data["poolbench_arrivals"] = arrivals.take_counts()
+    if _state.get("window"):
+        data["poolbench_lag"] = lag_summary(_lag)
 
 
 def _add_window_report(client_id, data, **kwargs):
@@ -99,6 +151,8 @@ def _add_window_report(client_id, data, **kwargs):
             counted.setdefault("queued_by_worker", {})[client_id] = data["poolbench_arrivals"].get(
                 "queued", 0
             )
+    if data.get("poolbench_lag"):
+        _worker_lags[client_id] = data["poolbench_lag"]
     for entry_data in data.get("stats", []):
         entry = StatsEntry.unserialize(entry_data, _window)
         key = (entry.name, entry.method)
@@ -127,6 +181,8 @@ def _arguments(parser):
 
 @events.test_start.add_listener
 def _start(environment, **kwargs):
+    if not isinstance(environment.runner, MasterRunner) and "lag_probe" not in _state:
+        _state["lag_probe"] = gevent.spawn(_lag_probe)  # where the users run: a local runner or a worker
     if isinstance(environment.runner, WorkerRunner):
         arrivals.start()
         return
@@ -164,6 +220,7 @@ def _start(environment, **kwargs):
         else:
             environment.runner.stats.reset_all()
             arrivals.reset()
+            _lag.clear()
         measuring()
         if duration > 0:
             # End the window ourselves: Locust's --run-time counts from before the users start and only
@@ -234,8 +291,9 @@ def _write(environment, **kwargs):
         "measure_end": _state.get("measure_end", time.time()),
         "warmup_done": "measure_start" in _state,
         "user_count": runner.user_count,
-        "cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)),
-        "worker_cpu_warning": bool(getattr(runner, "worker_cpu_warning_emitted", False)),
+        # Locust's own CPU warning is not passed on: it checks every 10 s and its first reading is 0,
+        # so it cannot fire in a trial shorter than ~20 s. poolbench samples the CPU itself.
+        "load_lag": merge_lags(list(_worker_lags.values())) if distributed else lag_summary(_lag),
         "workers": _state.get("workers", len(getattr(runner, "clients", {}) or {})),
         "distributed": distributed,
         # The master's own totals (warm-up included): a cross-check of the window, not a result.

@@ -11,7 +11,7 @@ from typing import Any
 from poolbench.measure.base import Sampler
 
 # A Locust process that wanted at least this share of one core (running or waiting for a CPU) was
-# saturated: it could not send requests any faster, whatever the pool did. Locust warns at 90% too.
+# saturated: it could not send requests any faster, whatever the pool did.
 LOAD_BOUND_CORES = 0.9
 
 

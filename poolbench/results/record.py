@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from poolbench.measure import stats
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
 from poolbench.models import Trial
-from poolbench.results import analysis
+from poolbench.results import analysis, saturation
 from poolbench.results.rate import record_rate
 from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.wire import SPLIT_PARTS, TIMING_PARTS
@@ -18,7 +18,12 @@ if TYPE_CHECKING:
     from poolbench.sweep.run import SweepOptions
 
 # Trial columns of the CPU sampler's roles: mean cores in the measured window.
-CPU_COLUMNS = {"load": "load_cores", "server": "server_cores", "database": "database_cores"}
+CPU_COLUMNS = {
+    "load": "load_cores",
+    "server": "server_cores",
+    "database": "database_cores",
+    "host": "host_cores",
+}
 
 
 def record_measurements(
@@ -58,9 +63,11 @@ def record_measurements(
         trial.cpu or {}, output, users=options.load.users, connections=spec.usable_connections,
         processes=options.load.processes,
     )  # fmt: skip
+    reasons += saturation.lag_reasons(output)
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
     record_rate(trial, spec, output, options)  # --rate: arrivals, offered or not; --slo verdicts
+    record_saturation(trial, output)
     if server.started_in:
         trial.server_start_s = round(server.started_in, 3)
     if output.get("measure_start") and output.get("test_start"):
@@ -97,6 +104,19 @@ def split_coverage(trial: Trial) -> float | None:
     if not trial.latency_avg_ms or trial.total_mean_ms is None or trial.queue_mean_ms is None:
         return None
     return round((trial.queue_mean_ms + trial.total_mean_ms) / trial.latency_avg_ms, 3)
+
+
+def record_saturation(trial: Trial, output: dict[str, Any]) -> None:
+    """The host-CPU flag (with its reasons, printed under the table) and Locust's event-loop lag."""
+    host = saturation.host_saturation_reasons(trial.cpu or {})
+    trial.host_cpu_saturated = bool(host)
+    lag = output.get("load_lag") or {}
+    trial.cpu = {**(trial.cpu or {}), "host_saturated": host, "load_lag": lag}
+    trial.load_lag_ms, trial.load_lag_p99_ms, trial.load_lag_max_ms = (
+        lag.get("mean_ms"),
+        lag.get("p99_ms"),
+        lag.get("max_ms"),
+    )
 
 
 def record_cpu(trial: Trial, cpu: dict[str, Any], database_scope: str) -> None:

@@ -9,14 +9,14 @@ from typing import Any
 from tabulate import tabulate
 
 from poolbench.models import Sweep, Trial
-from poolbench.results import analysis
+from poolbench.results import analysis, saturation
 from poolbench.wire import PREFIX
 
 # "db peak"/"db mean": the trial server's connections as the database server counted them (peak over the
 # trial, mean over the measured window); see observe.DatabaseConnections.
 HEADERS = [
     "#", "mode / pool", "server", "req/s", "p50 ms", "p95 ms", "p99 ms", "p99.9 ms", "max ms", "fail", "fail %",
-    "cpu load/srv/db", "db peak", "db mean", "status",
+    "cpu load/srv/db", "host cpu", "load lag ms", "db peak", "db mean", "status",
 ]  # fmt: skip
 SIZE_HEADERS = [
     "config",
@@ -61,6 +61,14 @@ def cpu_cell(t: Trial) -> str:
     return "/".join("?" if c is None else f"{c:.1f}" for c in cores)
 
 
+def host_cell(t: Trial) -> str:
+    """The whole host's CPU use in the window, in % of all its cores, and whether it was saturated."""
+    share = saturation.host_share(t.cpu or {})
+    if share is None:
+        return "-"
+    return f"{share:.0%} (saturated)" if t.host_cpu_saturated else f"{share:.0%}"
+
+
 def trial_row(t: Trial) -> list[Any]:
     status = t.status if not t.load_bound else f"{t.status} (LOAD-BOUND)"
     return [
@@ -76,6 +84,8 @@ def trial_row(t: Trial) -> list[Any]:
         t.failures,
         _num(t.failure_pct, 1),
         cpu_cell(t),
+        host_cell(t),
+        saturation.lag_cell((t.cpu or {}).get("load_lag")),
         "-" if t.peak_connections is None else t.peak_connections,
         _num(t.mean_connections, 1),
         status,
@@ -275,6 +285,20 @@ def open_model_lines(sweep: Sweep) -> list[str]:
     return report_lines(sweep)
 
 
+def saturation_lines(trials: Sequence[Trial]) -> list[str]:
+    """The host-CPU warning under the trials table, with each saturated trial's reason."""
+    saturated = [t for t in trials if t.host_cpu_saturated]
+    if not saturated:
+        return []
+    lines = [
+        f"HOST CPU SATURATED in trial(s) {', '.join(str(t.index) for t in saturated)}; "
+        "their figures understate the server:"
+    ]
+    for t in saturated:
+        lines += [f"  trial {t.index}: {reason}" for reason in (t.cpu or {}).get("host_saturated", [])]
+    return lines
+
+
 def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
     """Everything the command prints after a sweep: trials, by size, where the time goes, the answer."""
     lines = [trials_table(trials)]
@@ -289,6 +313,7 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
         for t in bound:
             for reason in (t.cpu or {}).get("load_bound", []):
                 lines.append(f"  trial {t.index}: {reason}")
+    lines += saturation_lines(trials)
     if len({(t.workers, t.threads) for t in trials}) > 1:
         lines += ["", "Server concurrency grid: req/s (max DB connections = workers x (pool + overflow))"]
         lines.append(grid_table(trials))

@@ -236,8 +236,13 @@ def test_cpu_starved_locust_is_flagged(no_stray_children):
     assert starved, "the Locust process was never found"
     t = sweep.trials.get()
     top = t.cpu["load"]["busiest_process"]
-    assert t.load_bound, (top, t.rps, t.latency_p50_ms, t.cpu["server"])
-    assert top["demand_cores"] >= 0.9 and top["cores"] < 0.6, top
+    assert t.load_bound, (top, t.rps, t.latency_p50_ms, t.cpu["server"], t.cpu.get("load_lag"))
+    assert top["cores"] < 0.6, top
+    # Either reason shows the starvation: it wanted a core and did not get it, or its event loop ran
+    # late (the default scenario's load is cheap enough that between its rare turns the starved
+    # Locust waited for the server part of the time, and its demand read 0.69 once here).
+    late = any(r.startswith("Locust's event loop ran") for r in t.cpu["load_bound"])
+    assert top["demand_cores"] >= 0.9 or late, (top, t.cpu["load_lag"], t.cpu["load_bound"])
     assert re.search(r"^1\s+pool 4\s.*ok \(LOAD-BOUND\)$", text, re.M), text
 
 
