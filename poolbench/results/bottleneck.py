@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from statistics import mean, median
 from typing import Any
 
-from poolbench.results import analysis
+from poolbench.results import analysis, decision
 
 RESOURCES = ("the load generator", "the database", "the pool", "the server's CPU", "the host", "none found")
 # A process held to one core by the GIL runs at about 1.0 core; above this it is treated as saturated.
@@ -131,21 +131,29 @@ def _groups(trials: Iterable[Any]) -> tuple[list[list[Any]], list[analysis.SizeS
 
 
 def pool_clause(summaries: Sequence[analysis.SizeSummary], tolerance: float) -> tuple[bool | None, str]:
-    """Whether the pool size matters (None: one size only) and the sentence that says so."""
+    """Whether the pool size matters (None: one size only) and the sentence that says so: it matters when
+    some size is significantly slower than the best, by the recommendation's own rule (results/decision.py:
+    the paired interval over the passes below 1 and the loss beyond the tolerance), not by comparing
+    single medians, which on a noisy machine differ by more than the tolerance by chance."""
     sized = [s for s in summaries if s.size]
     if len(sized) < 2:
         return None, "one pool size was measured, so this sweep cannot say whether the size matters"
     low, high = min(sized, key=lambda s: s.rps), max(sized, key=lambda s: s.rps)
     sizes = f"pool sizes {', '.join(str(s.size) for s in sized)}"
     spread = high.rps / low.rps - 1 if low.rps else float("inf")
-    if spread <= tolerance:
+    verdicts = decision.decide(sized, tolerance).verdicts or {}
+    slower = [v for v in verdicts.values() if v.slower]
+    if not slower:
+        noise = decision.noise_text(list(verdicts.values()))
         return False, (
-            f"{sizes} ran within {spread:.0%} of each other ({low.rps:,.0f}-{high.rps:,.0f} req/s, "
-            f"tolerance {tolerance:.0%}): the pool size does not matter for this site"
+            f"{sizes} were not significantly apart ({low.rps:,.0f}-{high.rps:,.0f} req/s, medians "
+            f"{spread:.0%} apart, noise {noise}, tolerance {tolerance:.0%}): the pool size does not matter "
+            "for this site"
         )
+    worst = min(slower, key=lambda v: v.rps.point if v.rps else 1.0)
     return True, (
         f"the pool size matters: {high.rps:,.0f} req/s at size {high.size} vs {low.rps:,.0f} at size "
-        f"{low.size} ({spread:.0%} apart)"
+        f"{low.size} ({spread:.0%} apart; size {worst.size} significantly slower than the best)"
     )
 
 
