@@ -79,6 +79,8 @@ class SweepRun:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     forkserver: ForkServer | None = None  # the running fork server, if any
     pending_load: StartedLoad | None = None  # Locust started ahead for the next trial
+    # Every trial row as it finished, also when it could not be saved (the results database lost).
+    rows: list[Any] = field(default_factory=list)
 
     def take_pending_load(self) -> StartedLoad | None:
         """The Locust started ahead for the trial that begins now (it is that trial's from now on)."""

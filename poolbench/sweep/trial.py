@@ -23,11 +23,13 @@ from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
 from poolbench.results.record import record_measurements, record_partial
 from poolbench.sweep import children
-from poolbench.sweep.base import SweepError, SweepOptions, SweepRun, save_anyway
+from poolbench.sweep.base import SweepError, SweepOptions, SweepRun
+from poolbench.sweep.cancel import cancel_statements
 from poolbench.sweep.load import LoadError, LoadSettings, StartedLoad, WorkersMissing, start_load, wait_load
 from poolbench.sweep.plan import TrialSpec
 from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.sweep.targets import redact
+from poolbench.sweep.unwritable import save_results
 from poolbench.wire import MEASURE_MARK, PREFIX
 
 INTERRUPTED_TRIAL = "interrupted ({signal})"  # "{signal}": see children.stop_reason()
@@ -69,7 +71,7 @@ class TrialRun:
         """Save the row at once (status running): ``finish`` saves it again whatever happens, so that a
         Ctrl-C at any point leaves a finished row."""
         with children.shielded():
-            self.row.save()
+            save_results(self.row)
 
     def start_sampling(self) -> None:
         """Sample the database's connections from before the server starts: on MySQL/MariaDB the
@@ -204,17 +206,25 @@ class TrialRun:
     def finish(self) -> None:
         """In every case: stop what still runs (samplers, Locust, the server), save the row, and remove
         the trial's state directory. A Ctrl-C meanwhile waits until it is done."""
+        # The clean-up never depends on the save: the state directory holds trial.json (with the
+        # password) and goes first; a save that fails raises ResultsUnwritable after it (issue 16).
         with children.shielded():
-            self.stop_sampling()
-            if self.load is not None:
-                self.load.stop()
-            t_stop = time.monotonic()
-            self.server.stop()
-            self.row.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+            try:
+                self.stop_sampling()
+                if self.load is not None:
+                    self.load.stop()
+                t_stop = time.monotonic()
+                self.server.stop()
+                self.row.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+            finally:
+                try:
+                    cancel_statements(self.options.target, self.app_name, self.db_sampler)
+                finally:
+                    shutil.rmtree(self.state_dir, ignore_errors=True)
             self.row.overhead["trial_total_s"] = round(time.monotonic() - self.t0, 3)
             self.row.finished_at = timezone.now()
-            save_anyway(self.row)
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.run.rows.append(self.row)
+            save_results(self.row)
 
     def report_outcome(self) -> None:
         """A measured trial's figures in one line, and its site pages' when there are several or failures."""

@@ -18,6 +18,7 @@ from poolbench.results.tables import full_report, trials_table
 from poolbench.sweep import children, options
 from poolbench.sweep.run import SweepError, SweepOptions, run_sweep
 from poolbench.sweep.targets import TargetError, redact
+from poolbench.sweep.unwritable import lost_results
 
 
 class Command(BaseCommand):
@@ -67,7 +68,7 @@ class Command(BaseCommand):
             return run_sweep(sweep_options, self.report)
         except (SweepError, TargetError) as exc:
             self.print_partial(getattr(exc, "sweep", None), sweep_options, outputs)
-            raise CommandError(redact(str(exc))) from exc
+            raise CommandError(redact(lost_results(exc))) from exc
         except KeyboardInterrupt as exc:
             with children.shielded(reraise=False):
                 children.stop_all()
@@ -96,9 +97,11 @@ class Command(BaseCommand):
             self.stdout.write("")
             self.stdout.write(f"Sweep #{sweep.pk} on {sweep_options.target.description} ({sweep.status})")
             self.stdout.write(trials_table(trials))
+        # The results database lost mid-sweep: the rows are in memory only (sweep/unwritable.py).
+        sweeps = [sweep] if "trials" in getattr(sweep, "_prefetched_objects_cache", {}) else None
         for fmt, path in outputs.items():
             try:
-                export.write(path, export.render(export.load_trials_of([sweep]), fmt))
+                export.write(path, export.render(sweeps or export.load_trials_of([sweep]), fmt))
             except Exception as exc:  # the reason the sweep stopped matters more
                 self.stderr.write(f"Could not write the {fmt.upper()} report to {path}: {exc}")
             else:
