@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from poolbench.lifeline import die_with_parent
 from poolbench.server.timing import Timing, instrument
 from poolbench.server.timing import bucket as bucket  # still importable from here
 from poolbench.wire import CONFIG_ENV, ERROR_HEADER, MEASURE_MARK, PREFIX, TOKEN_HEADER, WRITE_INTERVAL
@@ -377,6 +378,8 @@ def hold_import() -> None:
 
 
 if os.environ.get(CONFIG_ENV):
+    # A worker whose arbiter was killed would serve on (and a held one wait) with nobody to stop it.
+    die_with_parent(os.getppid())
     hold_import()
     application = build_application()
 else:

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from poolbench.sweep import watchdog
+
 # Every live child, so that an interrupted command can stop whatever is still running.
 _LIVE: weakref.WeakSet[subprocess.Popen[Any]] = weakref.WeakSet()
 
@@ -76,6 +78,7 @@ def spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     with shielded():
         proc = subprocess.Popen(list(args), start_new_session=True, **kwargs)
         _LIVE.add(proc)
+        watchdog.watch_group(proc.pid)  # killed even if the command is (SIGKILL)
     return proc
 
 
@@ -144,6 +147,7 @@ def stop(proc: subprocess.Popen[Any] | None, *, grace: float = 5.0, sig: int = s
         except subprocess.TimeoutExpired:
             pass
         _LIVE.discard(proc)
+        watchdog.unwatch_group(proc.pid)
     return proc.returncode
 
 

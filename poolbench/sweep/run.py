@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError
@@ -19,7 +16,7 @@ from poolbench import __version__
 from poolbench.models import Sweep, Trial
 from poolbench.results import stale
 from poolbench.results.summary import finish_sweep, summarize
-from poolbench.sweep import children
+from poolbench.sweep import children, watchdog
 from poolbench.sweep.base import (
     AUTO_MAX_SIZES,
     Reporter,
@@ -77,6 +74,7 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
     run = SweepRun(options, report, total=planned_trials(options))
     session: LoginSession | None = None
     try:
+        _clean_leftovers(report)
         run.extra = prepare(options, report)
         if options.login_user is not None:
             # Shielded: a Ctrl-C between the save and the assignment would leave a session nobody deletes.
@@ -115,6 +113,7 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
                 _delete_session(session, report)
                 options.load.cookie = ""
             options.target.close()
+            watchdog.stop()
 
 
 def planned_specs(run: SweepRun) -> Iterator[TrialSpec]:
@@ -155,7 +154,7 @@ def run_trial(run: SweepRun, spec: TrialSpec) -> Trial:
 
 def start_next_locust(run: SweepRun) -> None:
     """The look-ahead: start the next trial's Locust now, in the next trial's own state directory."""
-    ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
+    ahead = watchdog.private_dir("poolbench-trial-")
     run.pending_load = start_load(run.options.load, ahead)
 
 
@@ -167,7 +166,7 @@ def stop_children(run: SweepRun) -> None:
     pending = run.take_pending_load()
     if pending is not None:
         pending.stop()
-        shutil.rmtree(pending.directory, ignore_errors=True)
+        watchdog.remove_dir(pending.directory)
     children.stop_all()
 
 
@@ -200,6 +199,16 @@ def _stopped(run: SweepRun, exc: BaseException, status: str, message: str) -> No
             trials_in_memory(run.sweep, run.rows)
             exc.results_lost = True  # type: ignore[attr-defined]
         exc.sweep = run.sweep  # type: ignore[attr-defined]
+
+
+def _clean_leftovers(report: Reporter) -> None:
+    """What commands killed earlier (SIGKILL, no watchdog left either) left in the temp directory."""
+    removed = watchdog.clean_leftovers()
+    if removed:
+        report(
+            "warning",
+            f"Removed what sweeps killed earlier left behind (their embedded PostgreSQL stopped): {', '.join(removed)}.",
+        )
 
 
 def _delete_session(session: LoginSession, report: Reporter) -> None:

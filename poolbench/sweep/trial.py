@@ -9,11 +9,8 @@ The sweep loop (:func:`poolbench.sweep.run.run_trial`) calls the phases of :clas
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
@@ -22,7 +19,7 @@ from poolbench import backends
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
 from poolbench.results.record import record_measurements, record_partial
-from poolbench.sweep import children
+from poolbench.sweep import children, watchdog
 from poolbench.sweep.base import SweepError, SweepOptions, SweepRun
 from poolbench.sweep.cancel import cancel_statements
 from poolbench.sweep.load import LoadError, LoadSettings, StartedLoad, WorkersMissing, start_load, wait_load
@@ -49,7 +46,7 @@ class TrialRun:
         self.row = new_row(run, spec, self.config)
         self.where = f"[{spec.index}/{run.total}] {spec.label}, {spec.workers}x{spec.threads} threads"
         self.load = load
-        self.state_dir = load.directory if load else Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
+        self.state_dir = load.directory if load else watchdog.private_dir("poolbench-trial-")
         self.server = TrialServer(
             config=self.config,
             workers=spec.workers,
@@ -220,7 +217,7 @@ class TrialRun:
                 try:
                     cancel_statements(self.options.target, self.app_name, self.db_sampler)
                 finally:
-                    shutil.rmtree(self.state_dir, ignore_errors=True)
+                    watchdog.remove_dir(self.state_dir)
             self.row.overhead["trial_total_s"] = round(time.monotonic() - self.t0, 3)
             self.row.finished_at = timezone.now()
             self.run.rows.append(self.row)
