@@ -14,16 +14,21 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+# The pid of the process that started this one, set by poolbench.sweep.children.spawn(): read later
+# (after a slow import), os.getppid() would already name whoever adopted the orphan.
+PARENT_ENV = "POOLBENCH_PARENT_PID"
 
 
 def die_with_parent(parent: int | None = None, sig: int = signal.SIGKILL) -> bool:
     """Ask the kernel to send ``sig`` to this process when its parent dies; True if it was set up.
 
-    ``parent``: the pid the parent had (read as early as possible): if it is gone already (reparented
-    before the call), the process ends now, as the signal would have come too late.
+    ``parent``: the pid the parent had (default: ``$POOLBENCH_PARENT_PID``): if it is gone already
+    (reparented before the call), the process ends now, as the signal would have come too late.
     """
     if not sys.platform.startswith("linux"):
         return False
+    if parent is None and os.environ.get(PARENT_ENV, "").isdigit():
+        parent = int(os.environ[PARENT_ENV])
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:

@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     pass
 else:
-    die_with_parent(os.getppid())
+    die_with_parent()
 
 # Workers report every WORKER_REPORT_INTERVAL (3 s by default). The window's boundary does not depend on
 # it (see poolbench_reset above), but fresher reports shorten what the master waits for at the end.

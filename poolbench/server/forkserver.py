@@ -69,7 +69,7 @@ def _run_gunicorn(request: dict[str, Any], fd: int, control: socket.socket, pare
         os._exit(code)
 
 
-def main(control_fd: int, parent: int) -> None:
+def main(control_fd: int, parent: int | None) -> None:
     # The command killed (SIGKILL): the kernel ends this process, and so its trial servers (issue 16).
     die_with_parent(parent)
     control = socket.socket(fileno=control_fd)
@@ -122,4 +122,4 @@ def main(control_fd: int, parent: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), os.getppid())
+    main(int(sys.argv[1]), None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -379,7 +380,9 @@ def hold_import() -> None:
 
 if os.environ.get(CONFIG_ENV):
     # A worker whose arbiter was killed would serve on (and a held one wait) with nobody to stop it.
-    die_with_parent(os.getppid())
+    # The arbiter leads the process group (its own session), so it is the worker's parent to watch.
+    if "gunicorn.arbiter" in sys.modules and os.getpgrp() != os.getpid():
+        die_with_parent(os.getpgrp())
     hold_import()
     application = build_application()
 else:

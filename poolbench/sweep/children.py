@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from poolbench.lifeline import PARENT_ENV
 from poolbench.sweep import watchdog
 
 # Every live child, so that an interrupted command can stop whatever is still running.
@@ -76,6 +77,8 @@ def spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """Start a child in a new session (its own process group) so that the whole tree can be stopped."""
     # An interrupt between fork and _LIVE.add would leave a child nobody knows about.
     with shielded():
+        if kwargs.get("env") is not None:
+            kwargs["env"] = {**kwargs["env"], PARENT_ENV: str(os.getpid())}  # see poolbench/lifeline.py
         proc = subprocess.Popen(list(args), start_new_session=True, **kwargs)
         _LIVE.add(proc)
         watchdog.watch_group(proc.pid)  # killed even if the command is (SIGKILL)
