@@ -49,6 +49,7 @@ from poolbench.sweep.plan import (
 from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
+from poolbench.sweep.validate import check_before_start
 
 AUTO = "auto"  # --sizes auto: the search picks the sizes (poolbench.sweep.run)
 ArgumentType = Callable[[Any], Any]
@@ -263,6 +264,7 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
         target = resolve(values["database"], embedded=bool(values["embedded"]))
         modes = parse_modes(values["mode"] or backends.default_mode(target.vendor), target.vendor)
         check_together(opts, values, target, modes)
+        check_before_start(values, target)  # sweep/validate.py: Locust loads the scenario, and more
         auto = values["sizes"] == AUTO
         plan = build_plan(
             sizes=[1] if auto else values["sizes"],  # a placeholder for auto: the search picks the sizes
