@@ -45,6 +45,11 @@ def reset_interrupted() -> None:
     _received = None
 
 
+def stop_reason_received() -> bool:
+    """Whether a stop signal was acted on since :func:`reset_interrupted`."""
+    return _interrupted
+
+
 def stop_reason() -> str:
     """The signal that stopped the sweep, in words ("SIGTERM"); Ctrl-C when none was recorded
     (Python's own SIGINT handler raised the KeyboardInterrupt)."""

@@ -64,12 +64,14 @@ class Command(BaseCommand):
         # after the first, further signals are ignored until the cleanup is done.
         children.reset_interrupted()
         previous = {sig: signal.signal(sig, children.on_stop_signal) for sig in children.STOP_SIGNALS}
+        stopped = False
         try:
             return run_sweep(sweep_options, self.report)
         except (SweepError, TargetError) as exc:
             self.print_partial(getattr(exc, "sweep", None), sweep_options, outputs)
             raise CommandError(redact(lost_results(exc))) from exc
         except KeyboardInterrupt as exc:
+            stopped = True
             with children.shielded(reraise=False):
                 children.stop_all()
                 sweep = getattr(exc, "sweep", None)
@@ -80,8 +82,12 @@ class Command(BaseCommand):
                 f"Interrupted: sweep #{sweep.pk} is marked interrupted; its finished trials are kept."
             ) from None
         finally:
+            # Once stopped, the rest of a burst of Ctrl-C must not end the command as killed by SIGINT
+            # (status -2) while it prints why it stopped: on the command line, they are ignored to the end.
+            stopped = stopped or children.stop_reason_received()
+            leaving = stopped and getattr(self, "_called_from_command_line", False)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_IGN if leaving else handler)
 
     def write_reports(self, sweep: Any, outputs: dict[str, Path]) -> None:
         for fmt, path in outputs.items():
