@@ -7,7 +7,6 @@ before the sweep's row is written and before any server starts.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import subprocess
 import sys
@@ -25,7 +24,8 @@ LOCUST_CHECK_TIMEOUT = 60.0
 
 def check_before_start(values: Mapping[str, Any], target: Any) -> None:
     """Every check of this module, in the order of the options."""
-    check_settings_module()
+    if values.get("settings"):
+        check_settings_module(values["settings"])
     if values.get("login_user") is not None and target.embedded:
         raise PlanError(
             f"--login-user {values['login_user']} cannot be used with the embedded PostgreSQL: the site's "
@@ -43,12 +43,12 @@ def check_before_start(values: Mapping[str, Any], target: Any) -> None:
         check_locustfile(Path(locustfile))
 
 
-def check_settings_module() -> None:
-    """The trial servers load DJANGO_SETTINGS_MODULE (``--settings`` sets it): it must be the module
-    this command runs with, or the two would measure different sites."""
+def check_settings_module(wanted: str) -> None:
+    """The trial servers load DJANGO_SETTINGS_MODULE, which ``--settings`` sets: it must be the module
+    this command runs with, or the two would measure different sites (a manage.py that loads the
+    settings before Django reads --settings; call_command(), which never applies it)."""
     from django.conf import settings
 
-    wanted = os.environ.get("DJANGO_SETTINGS_MODULE", "")
     loaded = getattr(settings, "SETTINGS_MODULE", None) if settings.configured else None
     if not wanted or not loaded or wanted == loaded:
         return

@@ -34,6 +34,8 @@ BYE = "bye"
 LEFTOVER = re.compile(r"^poolbench-(?P<kind>trial|fork|pg)-(?P<pid>\d+)-")
 
 _proc: subprocess.Popen[bytes] | None = None
+_watched: set[tuple[str, str]] = set()  # what the running watchdog holds: it stops when nothing is left
+_UNDO = {"ungroup": "group", "undir": "dir"}
 
 
 # --- the command's side ---------------------------------------------------------------------------
@@ -70,6 +72,7 @@ def stop() -> None:
     """The command's clean exit: everything is stopped and removed; the watchdog leaves it as it is."""
     global _proc
     proc, _proc = _proc, None
+    _watched.clear()
     if proc is None:
         return
     try:
@@ -96,12 +99,20 @@ def _tell(verb: str, value: str, *, start: bool = True) -> None:
         if not start:
             return
         _proc = _start()
+        _watched.clear()
     try:
         assert _proc.stdin is not None
         _proc.stdin.write(f"{verb} {value}\n".encode())
         _proc.stdin.flush()
     except OSError:  # it died: the next start's clean_leftovers() does its job
         pass
+    if verb in _UNDO:
+        _watched.discard((_UNDO[verb], value))
+        _watched.discard(("postgres", value))
+        if not _watched:  # nothing left to watch: no process of ours stays behind for nothing
+            stop()
+    else:
+        _watched.add((verb, value))
 
 
 def _start() -> subprocess.Popen[bytes]:
@@ -189,7 +200,7 @@ def watch(stream: IO[bytes]) -> dict[str, set[str]] | None:
     """Read the command's announcements until the pipe closes; what is still there then, or None after
     a ``bye`` (a clean exit)."""
     held: dict[str, set[str]] = {"group": set(), "dir": set(), "postgres": set()}
-    undo = {"ungroup": "group", "undir": "dir"}
+    undo = _UNDO
     for raw in stream:
         verb, _, value = raw.decode(errors="replace").rstrip("\n").partition(" ")
         if verb == BYE:

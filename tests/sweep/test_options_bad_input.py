@@ -171,19 +171,17 @@ def test_bad_command_line_is_refused_before_anything_runs(args, message, tmp_pat
 
 
 @pytest.mark.django_db
-def test_settings_other_than_the_loaded_ones_are_refused(monkeypatch):
-    """Another manage.py that loads the settings before Django reads --settings: the command and the
-    trial servers would run different settings."""
+def test_settings_other_than_the_loaded_ones_are_refused():
+    """--settings that did not take effect (call_command(), or a manage.py that loads the settings
+    before Django reads --settings): the command and the trial servers would run different settings."""
     from django.conf import settings
 
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "nosuch.settings")
     assert_refused(
-        [],
+        ["--settings", "nosuch.settings"],
         f"--settings nosuch.settings: no such module; give the dotted path of your settings module as Python imports it, e.g. --settings {settings.SETTINGS_MODULE}",
     )
-    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project.settings")
     assert_refused(
-        [],
+        ["--settings", "project.settings"],
         f"--settings project.settings: this command already runs with the settings {settings.SETTINGS_MODULE} (loaded before --settings was read), and the trial servers would load project.settings; run `DJANGO_SETTINGS_MODULE=project.settings python manage.py poolbench ...` instead",
     )
 
