@@ -59,12 +59,23 @@ def _migrate_results() -> None:
             call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
             return
         except DatabaseError as exc:
-            connections[DEFAULT_DB_ALIAS].close()
+            _fresh_results_connection()
             text = str(exc).lower()
-            raced = "already exists" in text or "locked" in text or "duplicate" in text
+            raced = any(s in text for s in ("already exists", "locked", "duplicate", "current transaction"))
             if not raced or attempt == MIGRATE_ATTEMPTS - 1:
                 raise SweepError(_unwritable(exc)) from exc
             time.sleep(MIGRATE_RETRY_S)
+
+
+def _fresh_results_connection() -> None:
+    """A migration cut short can leave the connection marked as inside a failed transaction: start
+    the next attempt on a new one."""
+    old = connections[DEFAULT_DB_ALIAS]
+    try:
+        old.close()
+    except DatabaseError:
+        pass
+    connections[DEFAULT_DB_ALIAS] = connections.create_connection(DEFAULT_DB_ALIAS)
 
 
 def _check_results_database(options: SweepOptions) -> bool:
