@@ -252,7 +252,7 @@ def start_embedded(target: Target, *, max_connections: int, on_status: Any = Non
         ) from exc
     from poolbench.sweep import watchdog
 
-    tmpdir = str(watchdog.private_dir("poolbench-pg-"))
+    tmpdir = str(watchdog.private_dir("poolbench-pg-", short=True))
     target._tmpdir = tmpdir
     watchdog.watch_postgres(tmpdir)  # pg_ctl daemonizes the server: the watchdog stops it if we die
     pgdata = Path(tmpdir) / "data"

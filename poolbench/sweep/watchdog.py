@@ -31,7 +31,7 @@ MODULE = "poolbench.sweep.watchdog"
 BYE = "bye"
 # poolbench-trial-<pid>-xxxx (trial state), poolbench-fork-<pid>-xxxx (the fork server's log),
 # poolbench-pg-<pid>-xxxx (an embedded PostgreSQL's data directory).
-LEFTOVER = re.compile(r"^poolbench-(?P<kind>trial|fork|pg)-(?P<pid>\d+)-")
+LEFTOVER = re.compile(r"^poolbench-(?P<kind>trial|fork|pg)-(?P<pid>\d+)(?:-|$)")
 
 _proc: subprocess.Popen[bytes] | None = None
 _watched: set[tuple[str, str]] = set()  # what the running watchdog holds: it stops when nothing is left
@@ -41,9 +41,20 @@ _UNDO = {"ungroup": "group", "undir": "dir"}
 # --- the command's side ---------------------------------------------------------------------------
 
 
-def private_dir(prefix: str) -> Path:
-    """A private directory (mkdtemp, 0700) named ``<prefix><pid>-...``, announced to the watchdog."""
-    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+def private_dir(prefix: str, *, short: bool = False) -> Path:
+    """A private directory (mode 0700) named ``<prefix><pid>-...`` (mkdtemp), announced to the watchdog.
+
+    ``short``: ``<prefix><pid>`` when that name is free (made exclusively, never through a symlink):
+    the embedded PostgreSQL's socket lives in its directory, and a Unix socket path has at most 107
+    characters.
+    """
+    path = Path(tempfile.gettempdir()) / f"{prefix}{os.getpid()}"
+    try:
+        if not short:
+            raise FileExistsError
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
     _tell("dir", str(path))
     return path
 
