@@ -33,6 +33,15 @@ from poolbench.loadgen import arrivals
 
 _state = {}
 
+# Locust left running by a command killed with SIGKILL would load the site on with nobody to stop it.
+# (A load machine of --expect-workers may have this file without the package: then nothing is set.)
+try:
+    from poolbench.lifeline import die_with_parent
+except ImportError:  # pragma: no cover
+    pass
+else:
+    die_with_parent()
+
 # Workers report every WORKER_REPORT_INTERVAL (3 s by default). The window's boundary does not depend on
 # it (see poolbench_reset above), but fresher reports shorten what the master waits for at the end.
 locust.runners.WORKER_REPORT_INTERVAL = 0.5

@@ -16,6 +16,8 @@ import socket
 import sys
 from typing import Any
 
+from poolbench.lifeline import die_with_parent
+
 # Framework modules every trial server imports: most of the start-up time (0.27 s of 0.35 s for
 # the demo site when measured), and none of them runs the site's own code or reads its settings.
 WARM_MODULES = [
@@ -39,10 +41,11 @@ def _warm_up() -> None:
             pass
 
 
-def _run_gunicorn(request: dict[str, Any], fd: int, control: socket.socket) -> None:
+def _run_gunicorn(request: dict[str, Any], fd: int, control: socket.socket, parent: int) -> None:
     """In the forked child: become a process group of its own and run gunicorn's arbiter."""
     code = 1
     try:
+        die_with_parent(parent)  # the fork server killed: this trial server goes too
         os.setsid()
         control.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -66,7 +69,9 @@ def _run_gunicorn(request: dict[str, Any], fd: int, control: socket.socket) -> N
         os._exit(code)
 
 
-def main(control_fd: int) -> None:
+def main(control_fd: int, parent: int | None) -> None:
+    # The command killed (SIGKILL): the kernel ends this process, and so its trial servers (issue 16).
+    die_with_parent(parent)
     control = socket.socket(fileno=control_fd)
     forked: set[int] = set()
 
@@ -101,9 +106,10 @@ def main(control_fd: int) -> None:
                 line, buffer = buffer.split(b"\n", 1)
                 request = json.loads(line)
                 fd = fds.pop(0) if fds else -1
+                me = os.getpid()
                 pid = os.fork()
                 if pid == 0:
-                    _run_gunicorn(request, fd, control)
+                    _run_gunicorn(request, fd, control, me)
                 forked.add(pid)
                 os.close(fd)
                 control.sendall(json.dumps({"pid": pid}).encode() + b"\n")
@@ -116,4 +122,4 @@ def main(control_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), None)

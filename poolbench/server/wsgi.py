@@ -12,10 +12,12 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
 
+from poolbench.lifeline import die_with_parent
 from poolbench.server.timing import Timing, instrument
 from poolbench.server.timing import bucket as bucket  # still importable from here
 from poolbench.wire import CONFIG_ENV, ERROR_HEADER, MEASURE_MARK, PREFIX, TOKEN_HEADER, WRITE_INTERVAL
@@ -390,6 +392,10 @@ def hold_import() -> None:
 
 
 if os.environ.get(CONFIG_ENV):
+    # A worker whose arbiter was killed would serve on (and a held one wait) with nobody to stop it.
+    # The arbiter leads the process group (its own session), so it is the worker's parent to watch.
+    if "gunicorn.arbiter" in sys.modules and os.getpgrp() != os.getpid():
+        die_with_parent(os.getpgrp())
     hold_import()
     application = build_application()
 else:

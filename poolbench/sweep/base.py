@@ -92,6 +92,8 @@ class SweepRun:
     # For the time left in the progress lines: when the first trial began, and the trials done since.
     first_started: float | None = None
     done: int = 0
+    # Every trial row as it finished, also when it could not be saved (the results database lost).
+    rows: list[Any] = field(default_factory=list)
 
     def take_pending_load(self) -> StartedLoad | None:
         """The Locust started ahead for the trial that begins now (it is that trial's from now on)."""

@@ -12,6 +12,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from poolbench.lifeline import PARENT_ENV
+from poolbench.sweep import watchdog
+
 # Every live child, so that an interrupted command can stop whatever is still running.
 _LIVE: weakref.WeakSet[subprocess.Popen[Any]] = weakref.WeakSet()
 
@@ -40,6 +43,11 @@ def reset_interrupted() -> None:
     global _interrupted, _received
     _interrupted = False
     _received = None
+
+
+def stop_reason_received() -> bool:
+    """Whether a stop signal was acted on since :func:`reset_interrupted`."""
+    return _interrupted
 
 
 def stop_reason() -> str:
@@ -74,8 +82,11 @@ def spawn(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     """Start a child in a new session (its own process group) so that the whole tree can be stopped."""
     # An interrupt between fork and _LIVE.add would leave a child nobody knows about.
     with shielded():
+        if kwargs.get("env") is not None:
+            kwargs["env"] = {**kwargs["env"], PARENT_ENV: str(os.getpid())}  # see poolbench/lifeline.py
         proc = subprocess.Popen(list(args), start_new_session=True, **kwargs)
         _LIVE.add(proc)
+        watchdog.watch_group(proc.pid)  # killed even if the command is (SIGKILL)
     return proc
 
 
@@ -144,6 +155,7 @@ def stop(proc: subprocess.Popen[Any] | None, *, grace: float = 5.0, sig: int = s
         except subprocess.TimeoutExpired:
             pass
         _LIVE.discard(proc)
+        watchdog.unwatch_group(proc.pid)
     return proc.returncode
 
 

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from poolbench import wire
-from poolbench.sweep import children
+from poolbench.sweep import children, watchdog
 
 # Kept in the child's command line so that a process listing shows what it is (and tests find strays).
 MARKER = wire.SERVER_APP
@@ -80,7 +78,7 @@ class ForkServer:
         self.env = env
         # The log lives in a private directory of this sweep's (0700, mkdtemp), created exclusively
         # and never through a symlink, and goes with the directory when the fork server stops.
-        self.state_dir = tempfile.mkdtemp(prefix="poolbench-fork-")
+        self.state_dir = str(watchdog.private_dir("poolbench-fork-"))
         self.log_path = os.path.join(self.state_dir, "forkserver.log")
         self.proc: subprocess.Popen[Any] | None = None
         self.sock: socket.socket | None = None
@@ -137,6 +135,7 @@ class ForkServer:
             raise ForkServerError(f"the fork server could not start a server: {reply.get('error')}")
         proc = ForkedProcess(int(reply["pid"]))
         children._LIVE.add(proc)  # type: ignore[arg-type]  # stopped by stop_all() too, on Ctrl-C
+        watchdog.watch_group(proc.pid)  # its own session (server/forkserver.py)
         return proc
 
     def stop(self) -> None:
@@ -144,4 +143,4 @@ class ForkServer:
             self.sock.close()  # the child sees EOF, stops its servers and exits
             self.sock = None
         children.stop(self.proc, grace=2.0)
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        watchdog.remove_dir(self.state_dir)

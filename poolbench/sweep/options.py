@@ -54,6 +54,7 @@ from poolbench.sweep.rate_options import parse_arrivals, parse_headroom, parse_r
 from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
+from poolbench.sweep.validate import check_before_start
 
 MAX_SEED = 2**32 - 1
 AUTO = "auto"  # --sizes auto: the search picks the sizes (poolbench.sweep.run)
@@ -306,6 +307,7 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
         modes = parse_modes(values["mode"] or backends.default_mode(target.vendor), target.vendor)
         check_together(opts, values, target, modes)
         values["provisioned_users"] = rate_options.provisioned_users(opts, values)
+        check_before_start(values, target)  # sweep/validate.py: Locust loads the scenario, and more
         auto = values["sizes"] == AUTO
         plan = build_plan(
             sizes=[1] if auto else values["sizes"],  # a placeholder for auto: the search picks the sizes

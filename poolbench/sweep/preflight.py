@@ -3,6 +3,7 @@ results database (reachable, migrated, writable), the target (reachable, big eno
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.management import call_command
@@ -30,10 +31,7 @@ def prepare(options: SweepOptions, report: Reporter = quiet) -> dict[str, Any]:
         found = preflight(options, report)
     if missing_tables:
         report("info", f"Creating poolbench's tables in the results database '{DEFAULT_DB_ALIAS}' (migrate).")
-        try:
-            call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
-        except DatabaseError as exc:
-            raise SweepError(_unwritable(exc)) from exc
+        _migrate_results()
     check_results_writable()
     if target.embedded:
         report("info", "Starting an embedded PostgreSQL (pgserver) as the benchmark target...")
@@ -62,6 +60,39 @@ def calibrate_db_probe(options: SweepOptions, report: Reporter = quiet) -> dict[
         f"alone on the database ({found['measured_by']}); each probe request runs it.",
     )
     return found
+
+
+# Another first run may be creating the same tables at this moment (two sweeps started at once on a
+# fresh SQLite file): its migration holds the file or has just made a table this one was about to make.
+MIGRATE_ATTEMPTS = 20
+MIGRATE_RETRY_S = 0.5
+
+
+def _migrate_results() -> None:
+    """``migrate`` the results database; when it fails because another run is migrating it too, try
+    again until the other is done (a second ``migrate`` then finds nothing left to do)."""
+    for attempt in range(MIGRATE_ATTEMPTS):
+        try:
+            call_command("migrate", database=DEFAULT_DB_ALIAS, verbosity=0)
+            return
+        except DatabaseError as exc:
+            _fresh_results_connection()
+            text = str(exc).lower()
+            raced = any(s in text for s in ("already exists", "locked", "duplicate", "current transaction"))
+            if not raced or attempt == MIGRATE_ATTEMPTS - 1:
+                raise SweepError(_unwritable(exc)) from exc
+            time.sleep(MIGRATE_RETRY_S)
+
+
+def _fresh_results_connection() -> None:
+    """A migration cut short can leave the connection marked as inside a failed transaction: start
+    the next attempt on a new one."""
+    old = connections[DEFAULT_DB_ALIAS]
+    try:
+        old.close()
+    except DatabaseError:
+        pass
+    connections[DEFAULT_DB_ALIAS] = connections.create_connection(DEFAULT_DB_ALIAS)
 
 
 def _check_results_database(options: SweepOptions) -> bool:

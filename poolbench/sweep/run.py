@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from poolbench import __version__
 from poolbench.models import Sweep, Trial
 from poolbench.results import stale
 from poolbench.results.summary import finish_sweep, summarize
-from poolbench.sweep import children
+from poolbench.sweep import children, watchdog
 from poolbench.sweep.base import (
     AUTO_MAX_SIZES,
     Reporter,
@@ -39,6 +37,7 @@ from poolbench.sweep.server import fork_server_env
 from poolbench.sweep.site import LoginSession, create_login_session
 from poolbench.sweep.targets import TargetError, redact
 from poolbench.sweep.trial import INTERRUPTED_TRIAL, TrialRun, application_name, load_host, trial_config
+from poolbench.sweep.unwritable import ResultsUnwritable, trials_in_memory, unwritable_message
 
 # Names of the sweep's API that moved to the modules above, still importable from here.
 __all__ = [
@@ -77,6 +76,7 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
     run = SweepRun(options, report, total=planned_trials(options))
     session: LoginSession | None = None
     try:
+        _clean_leftovers(report)
         run.extra = prepare(options, report)
         if options.login_user is not None:
             # Shielded: a Ctrl-C between the save and the assignment would leave a session nobody deletes.
@@ -95,7 +95,10 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
         for spec in trial_specs(run):
             run_trial(run, spec)
         with children.shielded():
-            finish_sweep(run.sweep, options)
+            try:
+                finish_sweep(run.sweep, options)
+            except DatabaseError as exc:
+                raise ResultsUnwritable(unwritable_message(exc)) from exc
         return run.sweep
     except KeyboardInterrupt as exc:
         reason = INTERRUPTED_SWEEP.format(signal=children.stop_reason())
@@ -109,9 +112,10 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
         with children.shielded(reraise=False):
             stop_children(run)
             if session is not None:
-                session.delete()
+                _delete_session(session, report)
                 options.load.cookie = ""
             options.target.close()
+            watchdog.stop()
 
 
 def trial_specs(run: SweepRun) -> Iterator[TrialSpec]:
@@ -163,7 +167,7 @@ def run_trial(run: SweepRun, spec: TrialSpec) -> Trial:
 
 def start_next_locust(run: SweepRun) -> None:
     """The look-ahead: start the next trial's Locust now, in the next trial's own state directory."""
-    ahead = Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
+    ahead = watchdog.private_dir("poolbench-trial-")
     run.pending_load = start_load(run.options.load, ahead)
 
 
@@ -175,7 +179,7 @@ def stop_children(run: SweepRun) -> None:
     pending = run.take_pending_load()
     if pending is not None:
         pending.stop()
-        shutil.rmtree(pending.directory, ignore_errors=True)
+        watchdog.remove_dir(pending.directory)
     children.stop_all()
 
 
@@ -209,9 +213,31 @@ def announce(run: SweepRun, session: LoginSession | None) -> None:
 def _stopped(run: SweepRun, exc: BaseException, status: str, message: str) -> None:
     """The sweep ends early: store it as ``status`` (if it began) and hand it to the caller on ``exc``."""
     with children.shielded(reraise=False):
-        if run.sweep is not None:
-            _stop_sweep(run.sweep, run.options, status, message)
+        if run.sweep is not None and not _stop_sweep(run.sweep, run.options, status, message):
+            # The results database cannot be written (issue 16): what was measured is in memory only.
+            trials_in_memory(run.sweep, run.rows)
+            exc.results_lost = True  # type: ignore[attr-defined]
         exc.sweep = run.sweep  # type: ignore[attr-defined]
+
+
+def _clean_leftovers(report: Reporter) -> None:
+    """What commands killed earlier (SIGKILL, no watchdog left either) left in the temp directory."""
+    removed = watchdog.clean_leftovers()
+    if removed:
+        report(
+            "warning",
+            f"Removed what sweeps killed earlier left behind (their embedded PostgreSQL stopped): {', '.join(removed)}.",
+        )
+
+
+def _delete_session(session: LoginSession, report: Reporter) -> None:
+    try:
+        session.delete()
+    except DatabaseError as exc:  # the site's database went away: the session expires on its own
+        report(
+            "warning",
+            f"Could not delete the login session ({redact(' '.join(str(exc).split()))}); it expires by itself.",
+        )
 
 
 def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
@@ -312,14 +338,15 @@ def _check_target(run: SweepRun, spec: TrialSpec) -> None:
     try:
         run.options.target.check_alive()
     except TargetError as exc:
-        done = run.sweep.trials.count()
+        done = len(run.rows)  # in memory: the database that went away may hold the results too
         raise TargetError(
             f"{exc}. The sweep stopped before trial {spec.index} of {run.total}; its {done} finished "
             f"trial(s) are kept in sweep #{run.sweep.pk}. Start the database and run the sweep again"
         ) from exc
 
 
-def _stop_sweep(sweep: Sweep, options: SweepOptions, status: str, message: str) -> None:
+def _stop_sweep(sweep: Sweep, options: SweepOptions, status: str, message: str) -> bool:
+    """Store the sweep as stopped; False if the results database cannot be written."""
     sweep.status = status
     sweep.message = redact(" ".join(message.split()))[:2000]
     sweep.finished_at = timezone.now()
@@ -327,7 +354,11 @@ def _stop_sweep(sweep: Sweep, options: SweepOptions, status: str, message: str) 
         summarize(sweep, options)
     except Exception:  # the status matters more than the summary
         pass
-    save_anyway(sweep)
+    try:
+        save_anyway(sweep)
+    except DatabaseError:
+        return False
+    return True
 
 
 def site_changes(options: SweepOptions) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -209,6 +208,9 @@ class Target:
                 if not os.path.exists(self._tmpdir):
                     break
                 time.sleep(0.1)
+            from poolbench.sweep import watchdog
+
+            watchdog.remove_dir(self._tmpdir)
             self._tmpdir = None
         if EMBEDDED_ALIAS in connections.settings:
             connections[EMBEDDED_ALIAS].close()
@@ -248,8 +250,11 @@ def start_embedded(target: Target, *, max_connections: int, on_status: Any = Non
             "the embedded PostgreSQL needs pgserver, which is not installed; pip install 'poolbench[embedded]', "
             "or set DATABASE_URL=postgres://... to benchmark your own server"
         ) from exc
-    tmpdir = tempfile.mkdtemp(prefix="poolbench-pg-")
+    from poolbench.sweep import watchdog
+
+    tmpdir = str(watchdog.private_dir("poolbench-pg-", short=True))
     target._tmpdir = tmpdir
+    watchdog.watch_postgres(tmpdir)  # pg_ctl daemonizes the server: the watchdog stops it if we die
     pgdata = Path(tmpdir) / "data"
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
@@ -280,35 +285,11 @@ def start_embedded(target: Target, *, max_connections: int, on_status: Any = Non
 
 
 def _kill_leftover_postgres(datadir: str | None) -> None:
-    """Stop every process still working in ``datadir`` (a directory of this sweep's own).
+    """Stop every process still working in ``datadir`` (a directory of this sweep's own)."""
+    if datadir:
+        from poolbench.sweep.watchdog import kill_postgres_in
 
-    A postmaster gets SIGQUIT (immediate shutdown, which also ends its backends); anything else
-    there (initdb, pg_ctl, their shells, when the start itself was interrupted) gets SIGKILL.
-    """
-    if not datadir:
-        return
-    import signal
-
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = proc.info.get("cmdline") or []
-        if proc.pid == os.getpid() or not any(datadir in part for part in cmd):
-            continue
-        postmaster = os.path.basename(cmd[0]) == "postgres" and "-D" in cmd
-        try:
-            proc.send_signal(signal.SIGQUIT if postmaster else signal.SIGKILL)
-            found.append(proc)
-        except psutil.Error:
-            pass
-    _gone, alive = psutil.wait_procs(found, timeout=3)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=3)
+        kill_postgres_in(datadir)
 
 
 def known_passwords() -> list[str]:

@@ -9,11 +9,8 @@ The sweep loop (:func:`poolbench.sweep.run.run_trial`) calls the phases of :clas
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
@@ -23,12 +20,14 @@ from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
 from poolbench.results.rate import rate_line
 from poolbench.results.record import record_measurements, record_partial
-from poolbench.sweep import children
-from poolbench.sweep.base import SweepError, SweepOptions, SweepRun, save_anyway
+from poolbench.sweep import children, watchdog
+from poolbench.sweep.base import SweepError, SweepOptions, SweepRun
+from poolbench.sweep.cancel import cancel_statements
 from poolbench.sweep.load import LoadError, LoadSettings, StartedLoad, WorkersMissing, start_load, wait_load
 from poolbench.sweep.plan import TrialSpec
 from poolbench.sweep.server import ServerError, TrialServer
 from poolbench.sweep.targets import redact
+from poolbench.sweep.unwritable import save_results
 from poolbench.wire import MEASURE_MARK, PREFIX
 
 INTERRUPTED_TRIAL = "interrupted ({signal})"  # "{signal}": see children.stop_reason()
@@ -48,7 +47,7 @@ class TrialRun:
         self.row = new_row(run, spec, self.config)
         self.where = f"[{spec.index}/{run.total}] {spec.label}, {spec.workers}x{spec.threads} threads"
         self.load = load
-        self.state_dir = load.directory if load else Path(tempfile.mkdtemp(prefix="poolbench-trial-"))
+        self.state_dir = load.directory if load else watchdog.private_dir("poolbench-trial-")
         self.server = TrialServer(
             config=self.config,
             workers=spec.workers,
@@ -70,7 +69,7 @@ class TrialRun:
         """Save the row at once (status running): ``finish`` saves it again whatever happens, so that a
         Ctrl-C at any point leaves a finished row."""
         with children.shielded():
-            self.row.save()
+            save_results(self.row)
         if self.run.first_started is None:
             self.run.first_started = self.t0
 
@@ -212,18 +211,26 @@ class TrialRun:
     def finish(self) -> None:
         """In every case: stop what still runs (samplers, Locust, the server), save the row, and remove
         the trial's state directory. A Ctrl-C meanwhile waits until it is done."""
+        # The clean-up never depends on the save: the state directory holds trial.json (with the
+        # password) and goes first; a save that fails raises ResultsUnwritable after it (issue 16).
         with children.shielded():
-            self.stop_sampling()
-            if self.load is not None:
-                self.load.stop()
-            t_stop = time.monotonic()
-            self.server.stop()
-            self.row.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+            try:
+                self.stop_sampling()
+                if self.load is not None:
+                    self.load.stop()
+                t_stop = time.monotonic()
+                self.server.stop()
+                self.row.overhead["server_stop_s"] = round(time.monotonic() - t_stop, 3)
+            finally:
+                try:
+                    cancel_statements(self.options.target, self.app_name, self.db_sampler)
+                finally:
+                    watchdog.remove_dir(self.state_dir)
             self.row.overhead["trial_total_s"] = round(time.monotonic() - self.t0, 3)
             self.row.finished_at = timezone.now()
-            save_anyway(self.row)
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.run.rows.append(self.row)
             self.run.done += 1
+            save_results(self.row)
 
     def report_outcome(self) -> None:
         """A measured trial's figures in one line, and its site pages' when there are several or failures."""

@@ -9,6 +9,8 @@ environment variables).
 from __future__ import annotations
 
 import math
+import socket
+import sqlite3
 from argparse import ArgumentTypeError
 
 import pytest
@@ -70,6 +72,15 @@ BAD_ARGUMENTS = [
     # aliases
     (["--database", "nope"], "unknown database alias 'nope'; use one of: default, lite, mysql, unreachable (see DATABASES)"),
     (["--database", "lite"], "database 'lite' uses django.db.backends.sqlite3 (SQLite), which has no connection pool to size; benchmark a PostgreSQL or MySQL/MariaDB alias (--database, or DATABASE_URL=postgres://... in the demo project), or use --embedded to benchmark an embedded PostgreSQL"),
+    # issue 16 item 10: found by loading, binding or writing, still before any row or process
+    (["--locustfile", "{tmp}/syntax.py"], "--locustfile {tmp}/syntax.py: Locust cannot load it: SyntaxError: expected ':'; fix the scenario (`locust -f {tmp}/syntax.py --list` shows the whole error)"),
+    (["--locustfile", "{tmp}/nouser.py"], "--locustfile {tmp}/nouser.py: defines no User class; define one that subclasses locust's HttpUser or FastHttpUser, with at least one @task"),
+    (["--locustfile", "{tmp}/raises.py"], "--locustfile {tmp}/raises.py: Locust cannot load it: RuntimeError: boom at import; fix the scenario (`locust -f {tmp}/raises.py --list` shows the whole error)"),
+    (["--locustfile", "{tmp}/a,b/good.py"], "--locustfile {tmp}/a,b/good.py: the path contains a comma, which Locust reads as a list of files (-f a.py,b.py); rename the file or its directory, or give a path without a comma"),
+    (["--report", "/proc/report.html"], "--report /proc/report.html: cannot create a file in /proc (No such file or directory); choose a directory you can write, e.g. --report ./report.html"),
+    (["--json", "/sys/kernel/x.json"], "--json /sys/kernel/x.json: cannot create a file in /sys/kernel (Permission denied); choose a directory you can write, e.g. --json ./x.json"),
+    (["--embedded", "--login-user", "alice"], "--login-user alice cannot be used with the embedded PostgreSQL: the site's users, sessions (django_session) and pages are in its own database, not in the embedded one; benchmark the site's database instead (--database ALIAS, or DATABASE_URL in the demo project)"),
+    (["--expect-workers", "1", "--master-bind", "127.0.0.1:{busy_port}"], "--master-bind 127.0.0.1:{busy_port}: port {busy_port} is in use; stop what uses it or choose another port for Locust's master, e.g. --master-bind 127.0.0.1:{busy_port_10}"),
     # found after connecting, still before any row or process
     (["--sizes", "200", "--workers", "1"], "pool 200 may open 200 connections (workers x (pool size + overflow) = 1 x (200 + 0)), but the server's max_connections is {max_connections} and 5 are kept in reserve ({usable} usable). Use smaller --sizes, --max-overflow or --workers, raise max_connections on the server, or pass --allow-over-max to run it anyway (recorded on the sweep and its trials)"),
 ]  # fmt: skip
@@ -81,14 +92,98 @@ def _max_connections() -> int:
         return int(cur.fetchone()[0])
 
 
+# Scenarios Locust cannot use (issue 16 item 10), written for each test: a file with a syntax error
+# would not pass the linter in the repository.
+BAD_SCENARIOS = {
+    "syntax.py": "from locust import HttpUser\nclass U(HttpUser)\n    pass\n",
+    "nouser.py": "x = 1\n",
+    "raises.py": "raise RuntimeError('boom at import')\n",
+    "a,b/good.py": "from locust import HttpUser, task\nclass U(HttpUser):\n    @task\n    def t(self):\n        pass\n",
+}
+
+
+def write_scenarios(directory) -> None:
+    for name, text in BAD_SCENARIOS.items():
+        (directory / name).parent.mkdir(exist_ok=True)
+        (directory / name).write_text(text)
+
+
 # transaction=True: the checks after connecting close the harness's connections, as they do in real use.
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("args", "message"), BAD_ARGUMENTS, ids=[" ".join(a)[:40] for a, _ in BAD_ARGUMENTS])
-def test_bad_argument_is_refused_before_anything_runs(args, message):
+def test_bad_argument_is_refused_before_anything_runs(args, message, tmp_path):
     assert len(BAD_ARGUMENTS) >= 20
     limit = _max_connections()
-    expected = message.format(max_connections=limit, usable=limit - 5, root=ROOT)
-    assert_refused(args, expected)
+    write_scenarios(tmp_path)
+    with socket.socket() as busy:  # a port something else listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        values = dict(
+            max_connections=limit,
+            usable=limit - 5,
+            root=ROOT,
+            tmp=tmp_path,
+            busy_port=port,
+            busy_port_10=port + 10,
+        )
+        assert_refused([a.format(**values) for a in args], message.format(**values))
+
+
+# The same checks from the command line (exit status 1, one line, no results written, nothing left in
+# TMPDIR); --settings only takes effect there.
+BAD_COMMAND_LINES = [
+    (
+        ["--settings", "nosuch.settings"],
+        "Error: --settings nosuch.settings: no such module (No module named 'nosuch'); give the dotted path of a settings module as Python imports it, e.g. --settings project.settings",
+    ),
+    (
+        ["--locustfile", "{tmp}/syntax.py"],
+        "CommandError: --locustfile {tmp}/syntax.py: Locust cannot load it: SyntaxError: expected ':'; fix the scenario (`locust -f {tmp}/syntax.py --list` shows the whole error)",
+    ),
+    (
+        ["--login-user", "alice"],
+        "CommandError: --login-user alice cannot be used with the embedded PostgreSQL: the site's users, sessions (django_session) and pages are in its own database, not in the embedded one; benchmark the site's database instead (--database ALIAS, or DATABASE_URL in the demo project)",
+    ),
+    (
+        ["--report", "/proc/report.html"],
+        "CommandError: --report /proc/report.html: cannot create a file in /proc (No such file or directory); choose a directory you can write, e.g. --report ./report.html",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_COMMAND_LINES, ids=[a[1] for a, _ in BAD_COMMAND_LINES])
+def test_bad_command_line_is_refused_before_anything_runs(args, message, tmp_path):
+    scenarios, temp = tmp_path / "scenarios", tmp_path / "temp"
+    scenarios.mkdir()
+    temp.mkdir()
+    write_scenarios(scenarios)
+    results = tmp_path / "results.sqlite3"
+    env = {"DATABASE_URL": f"sqlite:///{results}", "TMPDIR": str(temp)}
+    result = run_manage(
+        "poolbench", "--sizes", "2", *[a.format(tmp=scenarios) for a in args], env=env, timeout=120
+    )
+    assert (result.returncode, result.stderr.strip().splitlines()) == (1, [message.format(tmp=scenarios)])
+    assert list(temp.iterdir()) == []  # no state directory, no embedded database
+    if results.exists():  # the demo creates the tables on first use; a refused sweep writes no row
+        with sqlite3.connect(results) as db:
+            assert db.execute("SELECT count(*) FROM poolbench_sweep").fetchone() == (0,)
+
+
+@pytest.mark.django_db
+def test_settings_other_than_the_loaded_ones_are_refused():
+    """--settings that did not take effect (call_command(), or a manage.py that loads the settings
+    before Django reads --settings): the command and the trial servers would run different settings."""
+    from django.conf import settings
+
+    assert_refused(
+        ["--settings", "nosuch.settings"],
+        f"--settings nosuch.settings: no such module; give the dotted path of your settings module as Python imports it, e.g. --settings {settings.SETTINGS_MODULE}",
+    )
+    assert_refused(
+        ["--settings", "project.settings"],
+        f"--settings project.settings: this command already runs with the settings {settings.SETTINGS_MODULE} (loaded before --settings was read), and the trial servers would load project.settings; run `DJANGO_SETTINGS_MODULE=project.settings python manage.py poolbench ...` instead",
+    )
 
 
 _USE_URL = "use postgres://USER@HOST:5432/NAME, mysql://USER@HOST:3306/NAME or sqlite:///PATH"

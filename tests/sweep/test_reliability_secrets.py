@@ -17,6 +17,7 @@ import psutil
 import pytest
 from django.utils import timezone
 
+from poolbench.lifeline import PARENT_ENV
 from poolbench.management.commands.poolbench import Command
 from poolbench.sweep import children
 from poolbench.sweep.options import bind_warning
@@ -172,7 +173,7 @@ def test_the_fork_server_log_is_private_and_removed(monkeypatch, tmp_path, no_st
         assert directory.parent == tmp_path and (directory.stat().st_mode & 0o777) == 0o700
         assert (Path(server.log_path).stat().st_mode & 0o777) == 0o600
         environ = psutil.Process(server.proc.pid).environ()
-        assert set(environ) <= children.ALLOWED_ENV | {"PYTHONPATH", "PYTHONUNBUFFERED"} | {
+        assert set(environ) <= children.ALLOWED_ENV | {"PYTHONPATH", "PYTHONUNBUFFERED", PARENT_ENV} | {
             k for k in environ if k.startswith("LC_")
         }
     finally:

@@ -18,6 +18,7 @@ from poolbench.results.tables import full_report, trials_table
 from poolbench.sweep import children, options
 from poolbench.sweep.run import SweepError, SweepOptions, run_sweep
 from poolbench.sweep.targets import TargetError, redact
+from poolbench.sweep.unwritable import lost_results
 
 
 class Command(BaseCommand):
@@ -63,12 +64,14 @@ class Command(BaseCommand):
         # after the first, further signals are ignored until the cleanup is done.
         children.reset_interrupted()
         previous = {sig: signal.signal(sig, children.on_stop_signal) for sig in children.STOP_SIGNALS}
+        stopped = False
         try:
             return run_sweep(sweep_options, self.report)
         except (SweepError, TargetError) as exc:
             self.print_partial(getattr(exc, "sweep", None), sweep_options, outputs)
-            raise CommandError(redact(str(exc))) from exc
+            raise CommandError(redact(lost_results(exc))) from exc
         except KeyboardInterrupt as exc:
+            stopped = True
             with children.shielded(reraise=False):
                 children.stop_all()
                 sweep = getattr(exc, "sweep", None)
@@ -79,8 +82,12 @@ class Command(BaseCommand):
                 f"Interrupted: sweep #{sweep.pk} is marked interrupted; its finished trials are kept."
             ) from None
         finally:
+            # Once stopped, the rest of a burst of Ctrl-C must not end the command as killed by SIGINT
+            # (status -2) while it prints why it stopped: on the command line, they are ignored to the end.
+            stopped = stopped or children.stop_reason_received()
+            leaving = stopped and getattr(self, "_called_from_command_line", False)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                signal.signal(sig, signal.SIG_IGN if leaving else handler)
 
     def write_reports(self, sweep: Any, outputs: dict[str, Path]) -> None:
         for fmt, path in outputs.items():
@@ -96,9 +103,11 @@ class Command(BaseCommand):
             self.stdout.write("")
             self.stdout.write(f"Sweep #{sweep.pk} on {sweep_options.target.description} ({sweep.status})")
             self.stdout.write(trials_table(trials))
+        # The results database lost mid-sweep: the rows are in memory only (sweep/unwritable.py).
+        sweeps = [sweep] if "trials" in getattr(sweep, "_prefetched_objects_cache", {}) else None
         for fmt, path in outputs.items():
             try:
-                export.write(path, export.render(export.load_trials_of([sweep]), fmt))
+                export.write(path, export.render(sweeps or export.load_trials_of([sweep]), fmt))
             except Exception as exc:  # the reason the sweep stopped matters more
                 self.stderr.write(f"Could not write the {fmt.upper()} report to {path}: {exc}")
             else:
