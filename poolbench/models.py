@@ -161,6 +161,9 @@ class Trial(models.Model):
     timing = models.JSONField(default=dict, help_text="Where the time went inside the server.")
     overhead = models.JSONField(default=dict, help_text="Seconds outside the measured window.")
     load_bound = models.BooleanField(default=False, help_text="The load generator was saturated.")
+    timeline = models.JSONField(
+        default=dict, blank=True, help_text="Per second of the trial: requests, latency, DB connections."
+    )
 
     # What the database saw (the detail stays in db_stats): the trial server's connections.
     peak_connections = models.PositiveIntegerField(
