@@ -26,7 +26,7 @@ from django.utils.safestring import mark_safe
 
 from poolbench import __version__
 from poolbench.models import Sweep
-from poolbench.results import charts
+from poolbench.results import analysis, barcharts, charts
 from poolbench.results.heatmap import grid_svg
 from poolbench.results.tables import sweep_summary, trials_table
 from poolbench.wire import TIMING_PARTS
@@ -173,8 +173,8 @@ def to_table(sweeps: Sequence[Sweep]) -> str:
 
 
 def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
-    """What a page needs to show one sweep: its trials, the four charts, the grid's heatmap, the
-    per-size summary, and what could not be drawn."""
+    """What a page needs to show one sweep: its trials, the four charts against pool size, the time-split
+    and CPU bars, the answer's formula, the grid's heatmap, the per-size summary, what could not be drawn."""
     series = charts.series_for([sweep])
     trials = sorted(sweep.trials.all(), key=lambda t: t.index)
     grid = len({(t.workers, t.threads) for t in trials}) > 1
@@ -182,6 +182,10 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
         "sweep": sweep,
         "trials": trials,
         "charts": charts.charts(series, prefix=prefix),
+        "bars": barcharts.sweep_bars(trials, prefix=f"{prefix}-bars"),
+        "formula_text": analysis.formula_text(sweep.formula) if sweep.formula else "",
+        # The slot for issue 13's bottleneck line; empty until the sweep stores one.
+        "bottleneck": getattr(sweep, "bottleneck", ""),
         # Several workers x threads: req/s of each (concurrency, pool) cell as a heatmap.
         "heatmap": mark_safe(grid_svg(trials)) if grid else "",
         "sizes": [s for s in sweep.size_summaries.all() if s.size is not None],
