@@ -99,8 +99,8 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 @admin.register(Sweep)
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
-        "when", "target_display", "sizes_display", "status_display", "best_display", "recommended",
-        "gate_passed", "trial_count",
+        "when", "target_display", "sizes_display", "status_display", "recommended", "best_display",
+        "trial_count",
     )  # fmt: skip
     list_display_links = ("when",)
     list_filter = (
@@ -157,7 +157,11 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def target_display(self, sweep: Sweep) -> str:
         embedded = " (embedded)" if sweep.embedded else ""
         return format_html(
-            "<b>{}</b> · {}<br><small>{}{}</small>", sweep.vendor, sweep.alias, sweep.target, embedded
+            '<b>{}</b> · {}<br><small style="word-break: break-all">{}{}</small>',
+            sweep.vendor,
+            sweep.alias,
+            sweep.target,
+            embedded,
         )
 
     @admin.display(description="sizes")

@@ -206,14 +206,38 @@ def top_errors(sweep: Sweep, limit: int = 5) -> list[tuple[int, str]]:
 
 def compare_context(sweeps: Sequence[Sweep]) -> dict[str, Any]:
     series = charts.series_for(sweeps)
+    colors = {s.sweep_id: s.color for s in reversed(series)}  # a sweep's first series gives its colour
+    first = sweeps[0].recommended_size if sweeps else None
     return {
         "series": series,
         "charts": charts.charts(series, prefix="compare"),
         "rows": [
-            {"sweep": sw, "color": s.color, "trials": len(s.trials)}
-            for sw, s in zip(sweeps, series, strict=True)
+            {
+                "sweep": sw,
+                "color": colors.get(sw.pk, charts.PALETTE[0]),
+                "trials": sum(len(s.trials) for s in series if s.sweep_id == sw.pk),
+                # The recommended size against the first sweep's, the comparison's reference.
+                "reco_diff": (
+                    None if sw.recommended_size is None or first is None else sw.recommended_size - first
+                ),
+            }
+            for sw in sweeps
         ],
+        "size_rows": size_rows(sweeps),
     }
+
+
+def size_rows(sweeps: Sequence[Sweep]) -> list[dict[str, Any]]:
+    """Per pool size, each sweep's by-size summary side by side (None where it did not run that size)."""
+    by_sweep: list[dict[int, Any]] = []
+    for sw in sweeps:
+        got: dict[int, Any] = {}
+        for s in sw.size_summaries.all():
+            if s.size is not None:
+                got.setdefault(s.size, s)  # the sweep's first mode and server, as it ran them
+        by_sweep.append(got)
+    sizes = sorted({size for got in by_sweep for size in got})
+    return [{"size": size, "cells": [got.get(size) for got in by_sweep]} for size in sizes]
 
 
 def to_html(sweeps: Sequence[Sweep]) -> str:

@@ -40,10 +40,22 @@ def unit_of(key: str) -> str:
     return ""
 
 
+# Stored keys whose unit their name does not say.
+UNITS = {"timeout": "s", "max_lifetime": "s", "max_idle": "s"}
+
+
+def label_of(key: str) -> str:
+    """A stored key as a label: the unit suffix goes (it follows the value), underscores become spaces."""
+    for suffix in ("_ms", "_s"):
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+    return key.replace("_", " ")
+
+
 def labelled(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, formatted value) of every scalar of a stored JSON object; nested objects are left out."""
     return [
-        (key.replace("_", " "), number(value, unit_of(key)))
+        (label_of(key), number(value, UNITS.get(key) or unit_of(key)))
         for key, value in data.items()
         if not isinstance(value, (dict, list))
     ]
@@ -113,7 +125,7 @@ def pool_tables(t: Any) -> dict[str, Any]:
         "settings": labelled((stats.get("settings") or {}).get("pool") or {}),
         "worker_pids": list(workers),
         "worker_rows": [
-            (k.replace("_", " "), [number(w.get(k), unit_of(k)) for w in workers.values()]) for k in keys
+            (label_of(k), [number(w.get(k), unit_of(k)) for w in workers.values()]) for k in keys
         ],
     }
 
