@@ -137,7 +137,9 @@ def trial_context(t: Any) -> dict[str, Any]:
         "headline": headline(t),
         "latency_chart": trialcharts.latency_distribution(t),
         "timeline_charts": trialcharts.timeline_charts(t),
-        "errors": t.errors or [],
+        "trial_errors": [
+            {**e, "where": ", ".join(e.get("names") or []) or e.get("name") or "-"} for e in (t.errors or [])
+        ],
         "endpoints": [{**e, "p95": number(e.get("p95_ms"), "ms")} for e in (t.endpoints or [])],
         "timing_rows": timing_rows(t),
         "cpu_rows": cpu_rows(t),
