@@ -98,9 +98,9 @@ def test_make_admin_serves_a_styled_admin_with_debug_off_and_creates_one_superus
             assert status == 200 and content_type.startswith("text/css"), path
             assert len(text) > 100
         # The generated password logs in (Django checks it: the hash in the SQLite file is not read here).
-        from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
-
         from playwright.sync_api import sync_playwright
+
+        from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

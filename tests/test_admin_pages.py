@@ -68,8 +68,8 @@ def rich_sweep(**kwargs) -> Sweep:
     return sweep
 
 
-def values(page, selector: str, attr: str = "value") -> list[float]:
-    return [float(v) for v in page.locator(selector).evaluate_all(f"els => els.map(e => e.dataset.{attr})")]
+def values(pg, selector: str, attr: str = "value") -> list[float]:
+    return [float(v) for v in pg.locator(selector).evaluate_all(f"els => els.map(e => e.dataset.{attr})")]
 
 
 def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_server):  # noqa: F811
