@@ -44,6 +44,7 @@ def build(output: dict[str, Any], db_times: list[float], db_values: list[float])
     measure_start = output.get("measure_start")
     return {
         "start": first,
+        "test_start_s": round(start - first, 3),  # the first user's start, within second 0
         "measure_start_s": round(measure_start - first, 3) if measure_start else None,
         "measure_end_s": round(end - first, 3),
         "seconds": rows,
