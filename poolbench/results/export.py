@@ -102,7 +102,7 @@ TRIAL_COLUMNS: list[tuple[str, str]] = [
 EXTRA_COLUMNS = ["error_count", "top_error"]
 COLUMNS = [c for c, _ in SWEEP_COLUMNS] + [c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS
 # Kept whole in JSON only.
-TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead"]
+TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead", "timeline"]
 
 
 def _value(obj: Any, attr: str) -> Any:
