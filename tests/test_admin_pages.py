@@ -89,6 +89,10 @@ def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_
     ok = [t for t in sweep.trials.order_by("index") if t.status == Trial.Status.OK]
     assert values(page, 'svg.pb-chart[data-metric="rps"] circle.pb-point', "rps") == [t.rps for t in ok]
     assert page.locator('svg.pb-chart[data-metric="rps"] line.pb-spread').count() == 1  # size 8 twice
+    spread = page.locator('svg.pb-chart[data-metric="rps"] g.pb-spread-bar[data-size="8"]')
+    eight = sweep.size_summaries.get(size=8)
+    assert (float(spread.get_attribute("data-min")), float(spread.get_attribute("data-max"))) == (
+        eight.rps_min, eight.rps_max)  # fmt: skip
     # The time split: one stacked bar per size, each part the median over the size's trials.
     for part in ("acquire_mean_ms", "db_mean_ms", "app_mean_ms"):
         got = values(page, f'#chart-bars-time rect[data-part="{part}"]')
@@ -229,3 +233,26 @@ def test_report_has_the_answer_and_the_same_bars_offline(page, tmp_path, transac
     assert values(page, f'{prefix}-cpu rect[data-part="server_cores"]') == [ok[0].server_cores] * 2
     assert requests == []
     page.screenshot(path=str(ARTIFACTS / "report-bars.png"), full_page=True)
+
+
+def test_a_grid_sweep_page_shows_the_heatmap(page, live_server):  # noqa: F811
+    specs = [(1, 4, 400.25), (1, 8, 450.5), (2, 4, 610.75), (2, 8, 700.125), (2, 8, 690.0)]
+    sweep = make_sweep([{"pool_size": s, "rps": r, "workers": w, **RICH} for w, s, r in specs])
+    viewer()
+    login(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/admin/poolbench/sweep/{sweep.pk}/change/")
+    cells = page.locator("svg.poolbench-heatmap rect")
+    assert cells.count() == 4  # 2 servers x 2 pool sizes
+    # Each cell: the mean req/s of its trials (the two 2x32 pool-8 repeats averaged), as stored.
+    assert sorted(values(page, "svg.poolbench-heatmap rect", "rps")) == sorted(
+        [400.2, 450.5, 610.8, round((700.125 + 690.0) / 2, 1)])  # fmt: skip
+    # The bars group by server too: one per (server, size), labelled with it.
+    labels = page.locator("#chart-bars-time g.pb-bar-group text").all_text_contents()
+    assert labels == ["pool 4 1x32", "pool 8 1x32", "pool 4 2x32", "pool 8 2x32"]
+    # The charts against pool size: one series per server, so that 1x32 and 2x32 never share a spread.
+    rps = 'svg.pb-chart[data-metric="rps"]'
+    assert page.locator(f"{rps} polyline.pb-median").count() == 2
+    spread = page.locator(f"{rps} g.pb-spread-bar")
+    assert spread.count() == 1 and float(spread.get_attribute("data-min")) == 690.0
+    page.locator("svg.poolbench-heatmap").screenshot(path=str(ARTIFACTS / "admin-heatmap.png"))
+    page.screenshot(path=str(ARTIFACTS / "admin-sweep-grid.png"), full_page=True)
