@@ -158,3 +158,79 @@ def test_port_type_names_the_range(text):
 
     with pytest.raises(argparse.ArgumentTypeError, match="give 1-65535"):
         port(text)
+
+
+def logs_in(port: int, username: str, password: str) -> bool:
+    """Django's login form, as a browser posts it (CSRF cookie and token); True if the admin let us in."""
+    import http.cookiejar
+    import urllib.parse
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    url = f"http://127.0.0.1:{port}/admin/login/"
+    form = opener.open(url, timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    data = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"}
+    ).encode()
+    request = urllib.request.Request(url, data=data, headers={"Referer": url})
+    with opener.open(request, timeout=10) as answer:
+        return answer.geturl().endswith("/admin/") and "id_password" not in answer.read().decode()
+
+
+def test_make_admin_asks_for_the_password_on_a_terminal(tmp_path):
+    """stdin a terminal (a pty, the command's controlling terminal): asked twice, a mismatch asked again."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'r.sqlite3'}", "DEBUG": "0"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("POOLBENCH_ADMIN_PASSWORD", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "project.serve_admin", "--port", str(port)], cwd=ROOT, env=env,
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )  # fmt: skip
+    os.close(slave)
+    seen, done = "", 0
+
+    def read_until(text: str) -> None:
+        # Only output after the previous prompt counts: typing before getpass has switched the echo off
+        # would be flushed away (it sets the terminal with TCSAFLUSH).
+        nonlocal seen, done
+        deadline = time.monotonic() + 60
+        while text not in seen[done:] and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 4096).decode(errors="replace")
+        assert text in seen[done:], seen
+        done = seen.index(text, done) + len(text)
+
+    try:
+        read_until("Password for the new superuser 'admin': ")
+        os.write(master, b"first-try-1\n")
+        read_until("Again: ")
+        os.write(master, b"something-else\n")
+        read_until("The two passwords differ; try again.")
+        read_until("Password for the new superuser 'admin': ")
+        os.write(master, b"typed-pass-42\n")
+        read_until("Again: ")
+        os.write(master, b"typed-pass-42\n")
+        read_until("The admin: ")
+        assert "Created the superuser 'admin' with the password you typed." in seen
+        assert "typed-pass-42" not in seen  # not echoed
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert logs_in(port, "admin", "typed-pass-42") and not logs_in(port, "admin", "first-try-1")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        os.close(master)
