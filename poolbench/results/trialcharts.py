@@ -126,11 +126,15 @@ def _markers(trial: Any, x: Any) -> list[str]:
         if v is None:
             continue
         xx = x(max(v, 1.0))
+        # Labels near the right edge go to the left of their line, off the cumulative-% axis.
+        right = xx > LEFT + PLOT_W * 0.6
+        tx, anchor = (xx - 3, "end") if right else (xx + 3, "start")
         out.append(
             f'<g class="pb-marker" data-percentile="{name}" data-ms="{v!r}">'
             f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{TOP}" y2="{TOP + PLOT_H}" stroke="{color}" '
             'stroke-width="1.5" stroke-dasharray="4 3"/>'
-            f'<text x="{xx + 3:.1f}" y="{TOP + 12 + 13 * k}" fill="{color}" stroke="#fff" stroke-width="3" '
+            f'<text x="{tx:.1f}" y="{TOP + 12 + 13 * k}" text-anchor="{anchor}" fill="{color}" stroke="#fff" '
+            'stroke-width="3" '
             f'paint-order="stroke">{name} {_num(v)} ms</text></g>'
         )
     return out
@@ -157,7 +161,10 @@ def _timeline_chart(tl: dict[str, Any], chart_id: str, title: str, unit: str, li
     rows = tl.get("seconds") or []
     values = [r[f] for r in rows for f, _, _ in lines if r.get(f) is not None]
     if not values:
-        return _empty(head, "not recorded for this trial (recorded since poolbench 0.1 with migration 0006)")
+        return _empty(
+            head,
+            "not recorded for this trial (a trial stored before poolbench kept a timeline, or one that did not run)",
+        )
     tmax = max(float(tl.get("measure_end_s") or 0), len(rows))
     ymax = _nice_max(max(values) * 1.1)
 
