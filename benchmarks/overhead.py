@@ -51,7 +51,7 @@ def main() -> None:
     window = float(args.duration) + float(args.warmup)
     print(f"machine: {machine()}")
     print(
-        f"sweep: {len(trials)} trials, {config['WORKERS'] or default_workers()}x{config['THREADS']} server, "
+        f"sweep: {len(trials)} trials, {config['WORKERS'] or default_workers()}x{config['THREADS'] or 32} server, "
         f"{config['USERS']} users, "
         f"{args.warmup}s warm-up + {args.duration}s window; {sweep.target}"
     )

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from common import ROOT, machine
 
-RECOMMENDED = re.compile(r"^Recommended pool size: (\d+)", re.M)
+RECOMMENDED = re.compile(r"^Recommended pool size: (\d+)\. (.*)$", re.M)
 
 
 def one_run(results: Path, extra: list[str], database_url: str | None) -> tuple[int | None, float, str]:
+    """One `manage.py poolbench` as a child: (recommended size, wall seconds, the reason printed)."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["DATABASE_URL"] = database_url or f"sqlite:///{results}"
     env["POOLBENCH_EMBEDDED"] = "0" if database_url else "1"
@@ -43,7 +44,15 @@ def one_run(results: Path, extra: list[str], database_url: str | None) -> tuple[
         print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"the sweep failed (exit {proc.returncode})")
     found = RECOMMENDED.search(proc.stdout)
-    return (int(found.group(1)) if found else None), wall, proc.stdout
+    return (int(found.group(1)) if found else None), wall, (found.group(2) if found else proc.stdout[-500:])
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average after the run: how busy the cores were."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "?"
 
 
 def rps_by_size(results: Path) -> dict[int, list[float]]:
@@ -68,10 +77,14 @@ def main() -> None:
     answers: list[int | None] = []
     walls: list[float] = []
     for n in range(1, args.runs + 1):
-        size, wall, _ = one_run(results, args.extra, args.database_url)
+        size, wall, reason = one_run(results, args.extra, args.database_url)
         answers.append(size)
         walls.append(wall)
-        print(f"run {n}/{args.runs}: recommended {size}, {wall:.0f} s", flush=True)
+        print(
+            f"run {n}/{args.runs}: recommended {size}, {wall:.0f} s, load average {load_average()}",
+            flush=True,
+        )
+        print(f"  {reason}", flush=True)
     (mode, count), *_ = Counter(answers).most_common(1)
     print()
     print(f"recommendations: {answers}")

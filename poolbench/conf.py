@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
@@ -13,24 +12,26 @@ from django.dispatch import receiver
 DEFAULTS: dict[str, Any] = {
     # Pool sizes swept when --sizes is not given.
     "SIZES": [5, 10, 16, 200],
-    # gunicorn gthread server for each trial, chosen from measurements on a 2-core machine where the
-    # server, Locust and the database share the cores (benchmarks/README.md). None = half the cores, at
-    # least 1: on 2 cores one worker served as much under poolbench's load as two, and left Locust the
-    # CPU it needs to keep up (two workers: Locust measured 0.7 of what wrk did). 32 threads: more than
-    # the pool sizes worth comparing, so that the pool, not the threads, is what limits.
+    # gunicorn gthread server for each trial. None = what the site states for its own gunicorn
+    # (GUNICORN_CMD_ARGS, gunicorn.conf.py, WEB_CONCURRENCY), else the measured default: one worker per
+    # core (at most 4) x 32 threads (sweep/defaults.py; docs/scale.md#default-server-settings says why).
     "WORKERS": None,
-    "THREADS": 32,
+    "THREADS": None,
     # Locust load: closed loop, users with no think time; twice the threads keeps every thread busy.
     "USERS": 64,
     "SPAWN_RATE": 0,  # 0 = all users at once
-    "DURATION": 10.0,  # seconds measured per trial
-    "WARMUP": 3.0,  # seconds run before measuring, excluded from the statistics
+    # Five passes of 5 s (+2 s warm-up): the default sweep of four sizes in under about three minutes,
+    # and four degrees of freedom for the intervals (docs/reading-the-numbers.md#the-recommendation).
+    "DURATION": 5.0,  # seconds measured per trial
+    "WARMUP": 2.0,  # seconds run before measuring, excluded from the statistics
     "POOL_MIN": None,  # None = psycopg_pool's default (4), capped at the size
     "POOL_TIMEOUT": 10.0,  # seconds a request may wait for a pooled connection
     "MAX_OVERFLOW": 0,  # QueuePool connections beyond the size
     "CONN_MAX_AGE": 600,  # CONN_MAX_AGE of --mode persistent
     "QUERY_DELAY_MS": 0,  # the probe holds its connection this long in the query
-    "REPEAT": 1,  # runs of each configuration, interleaved
+    "PROBE_CPU_MS": 0,  # the probe also runs this much Python CPU per request
+    "PROBE_DB_MS": 0,  # the probe's query keeps the database's CPU busy this long
+    "REPEAT": 5,  # runs of each configuration, interleaved, each pass in a fresh random order
     # Percent of the best throughput a recommended size may lose.
     "TOLERANCE": 5,
     # Effective spindles of the database host, for the formula's starting size (0: a cached data set).
@@ -55,8 +56,10 @@ DEFAULTS: dict[str, Any] = {
 
 
 def default_workers() -> int:
-    """WORKERS=None: half the cores, at least one (the rest is for the load generator and the database)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """WORKERS=None and the site states nothing: one worker per core, at most 4 (sweep/defaults.py)."""
+    from poolbench.sweep.defaults import measured_workers
+
+    return measured_workers()
 
 
 @cache

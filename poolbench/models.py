@@ -48,6 +48,14 @@ class Sweep(models.Model):
     recommended_size = models.PositiveIntegerField(null=True, blank=True)
     recommendation = models.TextField(blank=True)
     message = models.TextField(blank=True, help_text="Why the sweep stopped, when it did not finish.")
+    # What limited the site (results/bottleneck.py): the printed line and its resource.
+    bottleneck = models.TextField(
+        blank=True, help_text="Bottleneck: <resource> - <evidence> - <what to change>"
+    )
+    bottleneck_resource = models.CharField(max_length=32, blank=True)
+    seed = models.BigIntegerField(
+        null=True, blank=True, help_text="Seed of the trial order (--seed replays it); empty for one pass."
+    )
 
     # The formula's starting point (HikariCP: cores x 2 + effective spindles), with its inputs.
     formula_cores = models.PositiveIntegerField(null=True, blank=True, help_text="Database host cores.")
@@ -90,8 +98,8 @@ class Sweep(models.Model):
         }
 
     def by_mode(self) -> dict[str, dict[str, Any]]:
-        """Per mode, in the order the sweep ran them: the best size and req/s (the best median; the best
-        trial for a mode without a pool), the recommended size and the failures."""
+        """Per mode, in the order the sweep ran them: the best size and req/s (the best median of a size
+        without failures; the best trial for a mode without a pool), the recommended size and the failures."""
         out: dict[str, dict[str, Any]] = {}
         for s in self.size_summaries.all():
             entry = out.setdefault(s.mode, {"failures": 0})
@@ -102,7 +110,7 @@ class Sweep(models.Model):
             entry.setdefault("recommended_size", None)
             if s.recommended:
                 entry["recommended_size"] = s.size
-            if s.rps > entry.get("best_rps", -1.0):
+            if not s.failures and s.rps > entry.get("best_rps", -1.0):  # the best failure-free size
                 entry.update(best_size=s.size, best_rps=s.rps)
         return out
 
@@ -143,7 +151,7 @@ class Trial(models.Model):
     requests = models.PositiveIntegerField(default=0)
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)
-    rps = models.FloatField(default=0, help_text="Requests per second in the measured window.")
+    rps = models.FloatField(default=0, help_text="Successful requests per second in the measured window.")
     latency_avg_ms = models.FloatField(null=True, blank=True)
     latency_min_ms = models.FloatField(null=True, blank=True)
     latency_max_ms = models.FloatField(null=True, blank=True)
@@ -179,6 +187,22 @@ class Trial(models.Model):
     app_p95_ms = models.FloatField(null=True, blank=True)
     total_mean_ms = models.FloatField(null=True, blank=True, help_text="The whole request, in the server.")
     total_p95_ms = models.FloatField(null=True, blank=True)
+    # The truthful split of a request's time (server/timing.py), ms per request, mean / p95.
+    queue_mean_ms = models.FloatField(null=True, blank=True, help_text="Queued in the server before Django.")
+    queue_p95_ms = models.FloatField(null=True, blank=True)
+    pool_wait_mean_ms = models.FloatField(null=True, blank=True, help_text="Waiting inside the pool.")
+    pool_wait_p95_ms = models.FloatField(null=True, blank=True)
+    connect_mean_ms = models.FloatField(null=True, blank=True, help_text="Opening connections.")
+    connect_p95_ms = models.FloatField(null=True, blank=True)
+    sql_mean_ms = models.FloatField(null=True, blank=True, help_text="In the database (statements).")
+    sql_p95_ms = models.FloatField(null=True, blank=True)
+    python_mean_ms = models.FloatField(null=True, blank=True, help_text="Running Python (thread CPU).")
+    python_p95_ms = models.FloatField(null=True, blank=True)
+    gil_mean_ms = models.FloatField(null=True, blank=True, help_text="Waiting for a CPU or the GIL.")
+    gil_p95_ms = models.FloatField(null=True, blank=True)
+    split_coverage = models.FloatField(
+        null=True, blank=True, help_text="Share of Locust's mean latency the split covers (1.0 = all)."
+    )
     # CPU cores used on average in the measured window (the peaks and busiest process stay in cpu).
     load_cores = models.FloatField(null=True, blank=True, help_text="Locust, every process.")
     server_cores = models.FloatField(null=True, blank=True, help_text="The trial server, every worker.")
@@ -186,6 +210,28 @@ class Trial(models.Model):
     # Seconds outside the measured window (the rest stays in overhead).
     server_start_s = models.FloatField(null=True, blank=True, help_text="Until the server answered.")
     warmup_s = models.FloatField(null=True, blank=True, help_text="Locust's warm-up before the window.")
+
+    # Open-model load (--rate, loadgen/arrivals.py); empty in a closed loop (--users).
+    target_rate = models.FloatField(null=True, blank=True, help_text="Arrivals per second asked for.")
+    achieved_rate = models.FloatField(
+        null=True, blank=True, help_text="Requests sent per second in the measured window."
+    )
+    arrivals = models.CharField(max_length=16, blank=True, help_text="poisson or constant.")
+    late_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Sent more than 10 ms after their intended time (no user free)."
+    )
+    dropped_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Due in the window but never sent before it ended."
+    )
+    arrival_stats = models.JSONField(
+        default=dict, blank=True, help_text="The arrival scheduler's counts: scheduled, sent, late, lag."
+    )
+    rate_offered = models.BooleanField(
+        null=True, blank=True, help_text="False: the target rate was not offered; not the server's result."
+    )
+    # Latency and error targets (--slo): one verdict per target, and all of them.
+    slo_results = models.JSONField(default=list, blank=True, help_text="[{target, value, passed}].")
+    slo_passed = models.BooleanField(null=True, blank=True, help_text="Empty when no --slo was given.")
 
     notes = models.JSONField(default=list)
     error_text = models.TextField(blank=True, help_text="Why the trial failed, with the server log tail.")
@@ -210,8 +256,8 @@ class SizeSummary(models.Model):
     """One configuration of a sweep (mode, workers x threads, pool size) over its finished repeats.
 
     Written by results.summary when the sweep ends. A mode without a pool (persistent, none) has one row
-    per workers x threads with no size. ``on_plateau``: within the tolerance of the mode's best median
-    throughput, with no failures and a p99 no worse than the best's (analysis.on_plateau).
+    per workers x threads with no size. ``on_plateau``: no failures, and neither significantly slower
+    than the mode's best size nor of a significantly worse p99 (results/decision.py).
     """
 
     sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="size_summaries")
@@ -221,12 +267,19 @@ class SizeSummary(models.Model):
     threads = models.PositiveIntegerField()
     size = models.PositiveIntegerField(null=True, blank=True, help_text="Pool size; empty without a pool.")
     trials = models.PositiveIntegerField(help_text="Finished trials (repeats).")
-    rps = models.FloatField(help_text="Median requests per second.")
+    rps = models.FloatField(help_text="Median successful requests per second.")
     rps_min = models.FloatField()
     rps_max = models.FloatField()
     rps_cv = models.FloatField(
         null=True, blank=True, help_text="Coefficient of variation; empty for one trial."
     )
+    # results/decision.py: the percentile-bootstrap interval (95%) of the median over the repeats, and
+    # the throughput against the mode's best size, paired by pass (t interval of the log ratios).
+    rps_ci_low = models.FloatField(null=True, blank=True, help_text="95% interval of the median, low.")
+    rps_ci_high = models.FloatField(null=True, blank=True, help_text="95% interval of the median, high.")
+    vs_best = models.FloatField(null=True, blank=True, help_text="Throughput / the best size's.")
+    vs_best_low = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, low.")
+    vs_best_high = models.FloatField(null=True, blank=True, help_text="95% interval of vs_best, high.")
     p99_ms = models.FloatField(null=True, blank=True, help_text="Median of the trials' p99s.")
     failures = models.PositiveIntegerField(default=0)
     failure_pct = models.FloatField(default=0)
@@ -251,3 +304,32 @@ class SizeSummary(models.Model):
     @property
     def rps_cv_pct(self) -> float | None:
         return None if self.rps_cv is None else 100 * self.rps_cv
+
+
+class SizeCapacity(models.Model):
+    """``--find-capacity``: the highest arrival rate one configuration held within every --slo target,
+    found by a bounded search (sweep/capacity.py); ``steps`` holds each rate tried and its verdict."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="capacities")
+    mode = models.CharField(max_length=16)
+    workers = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(null=True, blank=True)
+    capacity_rps = models.FloatField(
+        null=True, blank=True, help_text="Highest rate that met every target; empty: none did."
+    )
+    bound_rps = models.FloatField(
+        null=True, blank=True, help_text="Little's law bound (connections / --query-delay-ms), if known."
+    )
+    trials = models.PositiveIntegerField(default=0)
+    steps = models.JSONField(default=list, help_text="[{rate, trial, passed, why}] in the order run.")
+    best = models.BooleanField(default=False, help_text="Reached the largest capacity.")
+    recommended = models.BooleanField(default=False, help_text="Smallest size within tolerance of the best.")
+
+    class Meta:
+        ordering = ["sweep", "mode", "workers", "threads", "size"]
+        verbose_name = "capacity at SLO"
+        verbose_name_plural = "capacities at SLO"
+
+    def __str__(self) -> str:
+        return f"{self.mode} {self.size} {self.workers}x{self.threads} of sweep #{self.sweep_id}"

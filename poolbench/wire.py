@@ -27,6 +27,14 @@ MEASURE_MARK = "measure-start"
 WRITE_INTERVAL = 0.2
 # The parts of a request's time the trial server measures (ms per request).
 TIMING_PARTS = ("acquire", "db", "app", "total")
+# The truthful split of the same time (server/timing.py): queued in the server, waiting inside the pool,
+# opening connections, in the database, running Python, waiting for a CPU or the GIL.
+SPLIT_PARTS = ("queue", "pool_wait", "connect", "sql", "python", "gil")
+# The pool's own counters (psycopg_pool get_stats()) that the window's figures are taken from.
+POOL_COUNTERS = (
+    "requests_num", "requests_queued", "requests_wait_ms", "requests_errors", "connections_num",
+    "connections_ms", "connections_errors", "connections_lost", "usage_ms", "returns_bad",
+)  # fmt: skip
 # Settings the trial server changes so that the site's pages answer there (see sweep.site).
 OVERRIDE_STATIC_STORAGE = "static_storage"
 OVERRIDE_SSL_REDIRECT = "ssl_redirect"

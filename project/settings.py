@@ -104,3 +104,5 @@ POOLBENCH = {
     # With no database server configured, benchmark an embedded PostgreSQL.
     "EMBEDDED": env.bool("POOLBENCH_EMBEDDED", default="sqlite" in DATABASES["default"]["ENGINE"]),
 }
+if env.str("POOLBENCH_REPEAT", default=""):  # passes of each configuration (default 5)
+    POOLBENCH["REPEAT"] = env.int("POOLBENCH_REPEAT")

@@ -61,7 +61,9 @@ def run_manage(
 ) -> subprocess.CompletedProcess:
     """Run ``manage.py`` of the demo project as a user would, in a child process."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    full_env.update(env or {})
+    # One pass of one worker unless a test says otherwise (the demo's POOLBENCH_REPEAT; gunicorn's
+    # WEB_CONCURRENCY, which poolbench takes as the site's worker count): the suite's trial counts.
+    full_env.update({"POOLBENCH_REPEAT": "1", "WEB_CONCURRENCY": "1", **(env or {})})
     return subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT,

@@ -26,7 +26,8 @@ class LiveManage:
         full_env = {
             k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
         }
-        full_env.update(env or {})
+        # One pass of one worker unless a test says otherwise, as in conftest.run_manage.
+        full_env.update({"POOLBENCH_REPEAT": "1", "WEB_CONCURRENCY": "1", **(env or {})})
         full_env["PYTHONUNBUFFERED"] = "1"
         if tmpdir is not None:
             # Trial state, Locust's files and the embedded database all go here: the test can
@@ -214,7 +215,7 @@ class TerminalManage(LiveManage):
         full_env = {
             k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
         }
-        full_env.update(env or {})
+        full_env.update({"POOLBENCH_REPEAT": "1", "WEB_CONCURRENCY": "1", **(env or {})})  # as LiveManage
         full_env.update(PYTHONUNBUFFERED="1", TERM="dumb")
         if tmpdir is not None:
             full_env["TMPDIR"] = str(tmpdir)

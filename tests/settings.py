@@ -26,7 +26,9 @@ DATABASES["unreachable"] = {
 DATABASES["default"]["TEST"] = {"NAME": f"test_poolbench_{_suffix}"}
 DATABASES["mysql"]["TEST"] = {"NAME": f"test_poolbench_{_suffix}", "CHARSET": "utf8mb4"}
 
-POOLBENCH = {"MIGRATE": False, "EMBEDDED": False}
+# One pass of one worker (x 32 threads, the measured default), as the suite's trial counts and connection
+# figures assume; the defaults themselves are tested in tests/sweep/test_defaults.py.
+POOLBENCH = {"MIGRATE": False, "EMBEDDED": False, "REPEAT": 1, "WORKERS": 1}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Most PostgreSQL sites have it; its connection_created receiver looks every connection up by alias

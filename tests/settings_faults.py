@@ -17,4 +17,4 @@ if env.str("POOLBENCH_TEST_RESULTS", default=""):
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": env.str("POOLBENCH_TEST_RESULTS")},
         "target": env.db("POOLBENCH_TEST_TARGET_URL"),
     }
-    POOLBENCH = {"MIGRATE": True, "EMBEDDED": False}
+    POOLBENCH = {"MIGRATE": True, "EMBEDDED": False, "REPEAT": 1, "WORKERS": 1}  # as tests/settings.py

@@ -112,7 +112,7 @@ def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
     assert [s.size for s in sweep.size_summaries.filter(recommended=True)] == [sweep.recommended_size]
     assert sweep.formula is not None and sweep.gate_passed is None and sweep.gate_breaches == []
     assert sorted(sweep.options) == sorted(
-        ["modes", "query_delay_ms", "repeat", "pool_timeout", "tolerance", "login_user",
+        ["modes", "query_delay_ms", "probe_cpu_ms", "probe_db_ms", "repeat", "pool_timeout", "tolerance", "login_user",
          "trial_server_changes", "allow_over_max", "spindles", "db_cores", "auto"]
     )  # fmt: skip
     records = json.loads(data.read_text())

@@ -73,11 +73,13 @@ def values(pg, selector: str, attr: str = "value") -> list[float]:
 
 
 def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_server):  # noqa: F811
-    sweep = rich_sweep()
+    line = "Bottleneck: the pool - waiting for a connection 75% of the time - raise the pool size"
+    sweep = rich_sweep(bottleneck=line, bottleneck_resource="pool")
     viewer()
     login(page, live_server, "viewer")
     page.goto(f"{live_server.url}/admin/poolbench/sweep/{sweep.pk}/change/")
     answer = page.locator("#pb-answer").inner_text()
+    assert page.locator("#pb-bottleneck").inner_text() == line
     assert answer.startswith("Recommended pool size: 8. Size 8 won.")
     assert (
         "Formula starting point (HikariCP: cores x 2 + effective spindles): 2 x 2 + 0 = 4 connections"
@@ -178,7 +180,7 @@ def test_sweep_list_shows_a_running_sweep_and_filters_by_mode(page, live_server)
     assert "2 trial(s) done, best so far 750.5 req/s" in first
     headers = page.locator("#result_list thead th").all_inner_texts()
     assert [h.strip().lower() for h in headers[1:]] == [
-        "sweep", "target", "sizes", "status", "recommended", "best req/s (size)", "trials"]  # fmt: skip
+        "sweep", "target", "sizes", "status", "recommended", "best req/s (size)", "bottleneck", "trials"]  # fmt: skip
     page.screenshot(path=str(ARTIFACTS / "admin-sweep-list.png"), full_page=True)
     page.click('#changelist-filter a[href*="mode=queuepool"]')
     page.wait_for_url(re.compile(r"mode=queuepool"))

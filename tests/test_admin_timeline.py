@@ -50,7 +50,7 @@ def check_timeline(t: Trial) -> None:
 def test_a_real_trial_records_its_timeline(processes, no_stray_children):
     call_command(
         "poolbench", "--sizes", "3", "--duration", "3", "--warmup", "1.5", "--users", "6", "--workers", "1",
-        "--threads", "6", "--locust-processes", str(processes), stdout=io.StringIO(), stderr=io.StringIO(),
+        "--threads", "6", "--locust-processes", str(processes), "--repeat", "1", stdout=io.StringIO(), stderr=io.StringIO(),
     )  # fmt: skip
     t = Sweep.objects.get().trials.get()
     assert t.status == Trial.Status.OK and t.requests > 0

@@ -33,7 +33,20 @@ SITE = ROOT / "tests" / "site"
 SUFFIX = os.environ.get("POOLBENCH_TEST_SUFFIX", "main")
 DB_NAME = f"poolbench_site_{SUFFIX}"
 ADMIN_DSN = os.environ.get("POOLBENCH_TEST_PG_DSN", "host=127.0.0.1 port=5432 user=root dbname=test")
-SHORT = ["--duration", "2", "--warmup", "1", "--users", "8", "--workers", "1", "--threads", "8"]
+SHORT = [
+    "--duration",
+    "2",
+    "--warmup",
+    "1",
+    "--users",
+    "8",
+    "--workers",
+    "1",
+    "--threads",
+    "8",
+    "--repeat",
+    "1",
+]
 
 
 def _digest(paths: list[Path]) -> str:

@@ -100,7 +100,7 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "when", "target_display", "sizes_display", "status_display", "recommended", "best_display",
-        "trial_count",
+        "bottleneck_display", "trial_count",
     )  # fmt: skip
     list_display_links = ("when",)
     list_filter = (
@@ -118,7 +118,10 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "Target",
             {"fields": (("vendor", "alias", "embedded"), "target", ("db_version", "db_max_connections"))},
         ),
-        ("Result", {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation")}),
+        (
+            "Result",
+            {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation", "bottleneck")},
+        ),
         (
             "Formula and gates",
             {
@@ -135,7 +138,7 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     readonly_fields = (
         "status", "message", "started_at", "finished_at", "command", "vendor", "alias", "embedded", "target",
-        "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation",
+        "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation", "bottleneck",
         "sizes", "server", "load", "options", "host", "formula_connections", "formula_per_worker",
         "formula_workers", "formula_cores", "formula_spindles", "formula_cores_source", "gate_passed",
         "gate_size", "gate_fail_under_rps", "gate_max_failure_rate", "gate_max_p99_ms", "gate_breaches",
@@ -190,6 +193,12 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="recommended", ordering="recommended_size")
     def recommended(self, sweep: Sweep) -> Any:
         return sweep.recommended_size if sweep.recommended_size is not None else "-"
+
+    @admin.display(description="bottleneck", ordering="bottleneck_resource")
+    def bottleneck_display(self, sweep: Sweep) -> str:
+        if not sweep.bottleneck_resource:
+            return "-"
+        return format_html('<span title="{}">{}</span>', sweep.bottleneck, sweep.bottleneck_resource)
 
     @admin.display(description="trials", ordering="trial_count")
     def trial_count(self, sweep: Sweep) -> int:

@@ -23,6 +23,8 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import RequestStats, StatsEntry, StatsError
 
+from poolbench.loadgen import arrivals
+
 _state = {}
 
 # Workers report every WORKER_REPORT_INTERVAL (3 s by default). The window's boundary does not depend on
@@ -86,11 +88,17 @@ def _init(environment, **kwargs):
             except ValueError:
                 go_ahead = {}
             host = go_ahead.get("host")
+            if go_ahead.get("rate"):  # --rate: this trial's arrival rate (the next may have another)
+                environment.parsed_options.poolbench_rate = float(go_ahead["rate"])
             if host:  # Locust may have been started before the trial server's port was known
                 environment.host = host
                 environment.parsed_options.host = host
+    arrivals.configure(
+        environment.parsed_options.poolbench_rate, environment.parsed_options.poolbench_arrivals
+    )
     if isinstance(runner, WorkerRunner):
         runner.register_message("poolbench_reset", _worker_reset)
+        runner.register_message("poolbench_rate", _worker_rate)
         environment.events.report_to_master.add_listener(_mark_report)
     elif isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(_add_window_report)
@@ -100,19 +108,35 @@ def _worker_reset(environment, msg, **kwargs):
     # Whatever this worker measured and has not reported yet is warm-up: drop it. No greenlet switch
     # happens between this and the flag, so a report is either all warm-up or all window.
     environment.runner.stats.reset_all()
+    arrivals.reset()
     _state["window"] = True
+
+
+def _worker_rate(environment, msg, **kwargs):
+    # This worker's share of --rate (the master divided it); arrives before the first spawn message.
+    arrivals.configure(msg.data["rate"], msg.data["arrivals"])
 
 
 def _mark_report(client_id, data, **kwargs):
     data["poolbench_window"] = bool(_state.get("window"))
     data["poolbench_seconds"] = _seconds_out()
     _seconds.clear()
+    if arrivals.enabled():
+        data["poolbench_arrivals"] = arrivals.take_counts()
 
 
 def _add_window_report(client_id, data, **kwargs):
     _add_seconds(data.get("poolbench_seconds"))
     if not data.get("poolbench_window"):
         return
+    if data.get("poolbench_arrivals"):
+        counted = arrivals.add_counts(_state.setdefault("arrivals", {}), data["poolbench_arrivals"])
+        if "measure_end" not in _state:
+            # After the window's end the workers' users are being stopped and their queues grow: the
+            # arrivals never sent are those queued at each worker's last report within the window.
+            counted.setdefault("queued_by_worker", {})[client_id] = data["poolbench_arrivals"].get(
+                "queued", 0
+            )
     for entry_data in data.get("stats", []):
         entry = StatsEntry.unserialize(entry_data, _window)
         key = (entry.name, entry.method)
@@ -135,11 +159,14 @@ def _arguments(parser):
     parser.add_argument("--poolbench-duration", type=float, default=0.0, include_in_web_ui=False)
     parser.add_argument("--poolbench-go", type=str, default="", include_in_web_ui=False)
     parser.add_argument("--poolbench-mark", type=str, default="", include_in_web_ui=False)
+    parser.add_argument("--poolbench-rate", type=float, default=0.0, include_in_web_ui=False)
+    parser.add_argument("--poolbench-arrivals", type=str, default="poisson", include_in_web_ui=False)
 
 
 @events.test_start.add_listener
 def _start(environment, **kwargs):
     if isinstance(environment.runner, WorkerRunner):
+        arrivals.start()
         return
     _state["test_start"] = time.time()
     warmup = environment.parsed_options.poolbench_warmup
@@ -158,6 +185,13 @@ def _start(environment, **kwargs):
                 fh.write(str(_state["measure_start"]))
 
     distributed = isinstance(environment.runner, MasterRunner)
+    rate = environment.parsed_options.poolbench_rate
+    if distributed and rate:
+        workers = max(1, len(environment.runner.clients))
+        share = {"rate": rate / workers, "arrivals": environment.parsed_options.poolbench_arrivals}
+        environment.runner.send_message("poolbench_rate", share)
+    elif rate:
+        arrivals.start()
 
     def reset():
         if warmup > 0:
@@ -167,6 +201,7 @@ def _start(environment, **kwargs):
             environment.runner.send_message("poolbench_reset")
         else:
             environment.runner.stats.reset_all()
+            arrivals.reset()
         measuring()
         if duration > 0:
             # End the window ourselves: Locust's --run-time counts from before the users start and only
@@ -246,6 +281,7 @@ def _write(environment, **kwargs):
         "total": _entry(stats.total),
         "entries": [_entry(e) for e in stats.entries.values()],
         "seconds": _seconds_out(),
+        "arrivals": _arrivals(environment, distributed),
         "errors": [
             {
                 "method": e.method,
@@ -260,3 +296,17 @@ def _write(environment, **kwargs):
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(out, fh)
     os.replace(tmp, path)
+
+
+def _arrivals(environment, distributed):
+    """--rate: the target, what was sent, late and never-sent arrivals in the window (None: closed loop)."""
+    rate = environment.parsed_options.poolbench_rate
+    if not rate:
+        return None
+    if distributed:
+        raw = dict(_state.get("arrivals", {}))
+        raw["queued"] = sum(raw.pop("queued_by_worker", {}).values())
+    else:
+        raw = arrivals.counts()
+    seconds = (_state.get("measure_end") or time.time()) - (_state.get("measure_start") or time.time())
+    return arrivals.summary(raw, rate, seconds)

@@ -51,7 +51,8 @@ def summarize(output: Mapping[str, Any]) -> dict[str, Any]:
         "requests": requests,
         "failures": failures,
         "failure_pct": round(100.0 * failures / requests, 3) if requests else 0.0,
-        "rps": round(requests / duration, 2) if duration else 0.0,
+        # Successful requests only: a size whose requests fail fast must not look faster.
+        "rps": round((requests - failures) / duration, 2) if duration else 0.0,
         "latency_avg_ms": round(total["total_response_time"] / requests, 2) if requests else None,
         "latency_min_ms": total.get("min_response_time") if requests else None,
         "latency_max_ms": total.get("max_response_time") if requests else None,
@@ -121,7 +122,7 @@ def sum_pool_stats(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
-TIMING_PARTS = ("acquire", "db", "app", "total")
+from poolbench.wire import POOL_COUNTERS, SPLIT_PARTS, TIMING_PARTS  # noqa: E402
 
 
 def merge_timing(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -138,13 +139,17 @@ def merge_timing(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "requests": requests,
         "acquires": sum(int(s.get("acquires", 0)) for s in snaps),
         "queries": sum(int(s.get("queries", 0)) for s in snaps),
+        "pool_waits": sum(int(s.get("pool_waits", 0)) for s in snaps),
+        "opens": sum(int(s.get("opens", 0)) for s in snaps),
+        "queue_timed": all(s.get("queue_timed") for s in snaps),
         "workers": len(snaps),
         "window": "measured" if all(s.get("window") == "measured" for s in snaps) else "whole run",
     }
     if not requests:
         return out
-    sums = {part: sum(float(s["sums"].get(part, 0.0)) for s in snaps) for part in TIMING_PARTS}
-    for part in TIMING_PARTS:
+    parts = [p for p in (*TIMING_PARTS, *SPLIT_PARTS) if all(p in s["sums"] for s in snaps)]
+    sums = {part: sum(float(s["sums"].get(part, 0.0)) for s in snaps) for part in parts}
+    for part in parts:
         hist: dict[float, int] = {}
         for s in snaps:
             for key, count in (s["hists"].get(part) or {}).items():
@@ -156,4 +161,29 @@ def merge_timing(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         }
     if sums["total"] > 0:
         out["share"] = {part: round(sums[part] / sums["total"], 3) for part in ("acquire", "db", "app")}
+    if "gil" in sums:
+        in_server = sums["queue"] + sums["total"]
+        if in_server > 0:
+            out["split_share"] = {part: round(sums[part] / in_server, 3) for part in SPLIT_PARTS}
+        if out["acquires"]:
+            out["pool_wait_per_checkout_ms"] = round(sums["pool_wait"] / out["acquires"], 4)
     return out
+
+
+def pool_window(workers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The pool's own counters over the measured window, summed over workers: each worker's counters at
+    the end minus those it read when the window started (Collector.mark_window). Empty when a worker
+    did not see the window start. ``wait_ms_per_request``: requests_wait_ms / requests_num."""
+    total: dict[str, Any] = {}
+    for snap in workers.values():
+        end, start = snap.get("pool") or {}, snap.get("pool_at_mark")
+        if not end:
+            continue
+        if start is None:
+            return {}
+        keys = [k for k in (*POOL_COUNTERS, "connects", "checkouts", "timeouts") if k in end]
+        for key in keys:
+            total[key] = total.get(key, 0) + (end.get(key) or 0) - (start.get(key) or 0)
+    if total.get("requests_num"):
+        total["wait_ms_per_request"] = round(total.get("requests_wait_ms", 0) / total["requests_num"], 4)
+    return total

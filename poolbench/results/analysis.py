@@ -38,6 +38,12 @@ class SizeSummary:
     failure_pct: float = 0.0
     load_bound: int = 0  # trials flagged as load-generator bound
     indexes: list[int] = field(default_factory=list)
+    # The interval of the median (results/decision.py: percentile bootstrap), None for one trial.
+    rps_ci_low: float | None = None
+    rps_ci_high: float | None = None
+    # Per pass of the sweep (Trial.repeat): successful requests/s and p99, for the paired comparison.
+    samples_rps: dict[int, float] = field(default_factory=dict)
+    samples_p99: dict[int, float] = field(default_factory=dict)
 
     @property
     def config(self) -> tuple[str, int, int]:
@@ -89,12 +95,23 @@ def sizes_without_data(trials: Iterable[Any]) -> dict[tuple[str, int, int], list
     }
 
 
+def pass_keys(group: Sequence[Any]) -> list[int]:
+    """The pass (Trial.repeat) of each trial; their order when a pass holds two trials of a size."""
+    keys = [getattr(t, "repeat", None) for t in group]
+    return keys if None not in keys and len(set(keys)) == len(keys) else list(range(1, len(group) + 1))
+
+
 def summarize_group(size: int, group: Sequence[Any]) -> SizeSummary:
-    """One configuration's figures over its repeats (``group``: finished trials of one configuration)."""
+    """One configuration's figures over its repeats (``group``: finished trials of one configuration).
+    ``Trial.rps`` counts successful requests only (measure/stats.py)."""
+    from poolbench.results.decision import median_interval
+
     rps = [float(t.rps) for t in group]
     p99s = [t.latency_p99_ms for t in group if t.latency_p99_ms is not None]
     requests = sum(t.requests for t in group)
     failures = sum(t.failures for t in group)
+    keys = pass_keys(group)
+    ci = median_interval(rps)
     return SizeSummary(
         size=size,
         rps=round(median(rps), 2),
@@ -110,6 +127,12 @@ def summarize_group(size: int, group: Sequence[Any]) -> SizeSummary:
         failure_pct=round(100.0 * failures / requests, 3) if requests else 0.0,
         load_bound=sum(1 for t in group if t.load_bound),
         indexes=sorted(t.index for t in group),
+        rps_ci_low=None if ci is None else round(ci[0], 2),
+        rps_ci_high=None if ci is None else round(ci[1], 2),
+        samples_rps=dict(zip(keys, rps, strict=True)),
+        samples_p99={
+            k: float(t.latency_p99_ms) for k, t in zip(keys, group, strict=True) if t.latency_p99_ms
+        },
     )
 
 
@@ -164,46 +187,16 @@ def recommend(
     tolerance: float = 0.05,
     without_data: Mapping[tuple[str, int, int], Sequence[int]] | None = None,
 ) -> tuple[int | None, str]:
-    """The smallest size within ``tolerance`` of the best throughput, with no failures and a p99 no
-    worse than the best's plus the tolerance; and the reason in one sentence. ``without_data``
+    """The smallest failure-free size that is neither significantly slower than the best nor of a
+    significantly worse p99 (results/decision.py), and the reason. ``without_data``
     (:func:`sizes_without_data`) names the sizes that ran but measured nothing: a claim about the
     smaller sizes never rests on one of them."""
-    group = best_group(summaries)
-    if not group:
+    from poolbench.results.decision import decide
+
+    if not summaries:
         return None, "No pooled trial finished, so there is no size to recommend."
-    best = max(group, key=lambda s: s.rps)
-    missing = list((without_data or {}).get(best.config, []))
-    for s in group:
-        if not on_plateau(s, best, tolerance):
-            continue
-        caveat = ""
-        if s.load_bound:
-            caveat = (
-                f", but {s.load_bound} of its {s.trials} trial(s) were load-generator bound, so the server "
-                "may do better than measured"
-            )
-        smaller = [size for size in missing if size < s.size]
-        if smaller:
-            caveat += (
-                f"; size {', '.join(map(str, smaller))} measured nothing (its trials failed), so a smaller "
-                "size may do as well: run it again"
-            )
-        if s.size == best.size:
-            measured = "no smaller size measured" if smaller else "no smaller size"
-            return s.size, (
-                f"Size {s.size} gave the most throughput ({s.rps:.0f} req/s) with no failures, "
-                f"and {measured} came within {tolerance:.0%} of it{caveat}."
-            )
-        return s.size, (
-            f"Size {s.size} is the smallest that reached {s.rps:.0f} req/s, within {tolerance:.0%} of the "
-            f"best ({best.rps:.0f} req/s at size {best.size}), with no failures and a p99 no worse than "
-            f"the best's{caveat}."
-        )
-    return None, (
-        f"No size met the bar: every size within {tolerance:.0%} of the best ({best.rps:.0f} req/s at size "
-        f"{best.size}) had failures or a worse p99. Look at the errors: pool timeouts (PoolTimeout, QueuePool limit) call for "
-        "larger sizes or a longer --pool-timeout; any other error comes from the app itself."
-    )
+    decision = decide(summaries, tolerance, without_data)
+    return decision.size, decision.reason
 
 
 def load_bound_reasons(
@@ -233,9 +226,11 @@ class Gates:
     fail_under_rps: float | None = None
     max_failure_rate: float | None = None  # percent of requests
     max_p99_ms: float | None = None
+    slo: list[Any] = field(default_factory=list)  # --gate: results.slo.Target, the --slo syntax
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.fail_under_rps, self.max_failure_rate, self.max_p99_ms))
+        limits = (self.fail_under_rps, self.max_failure_rate, self.max_p99_ms)
+        return any(v is not None for v in limits) or bool(self.slo)
 
 
 def gate_size(summaries: Sequence[SizeSummary], recommended: int | None) -> int | None:
@@ -274,6 +269,10 @@ def check_gates(trials: Iterable[Any], size: int | None, gates: Gates) -> list[s
             breaches.append(
                 f"--max-p99-ms {gates.max_p99_ms:g}: trial {worst.index} ({worst.label}) had {shown}"
             )
+    if gates.slo:
+        from poolbench.results.slo import gate_breaches
+
+        breaches += gate_breaches(chosen, gates.slo)
     return breaches
 
 

@@ -184,8 +184,8 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
         "charts": charts.charts(series, prefix=prefix),
         "bars": barcharts.sweep_bars(trials, prefix=f"{prefix}-bars"),
         "formula_text": analysis.formula_text(sweep.formula) if sweep.formula else "",
-        # The slot for issue 13's bottleneck line; empty until the sweep stores one.
-        "bottleneck": getattr(sweep, "bottleneck", ""),
+        # What limited the site (issue 13's bottleneck line); empty for sweeps stored before it.
+        "bottleneck": sweep.bottleneck,
         # Several workers x threads: req/s of each (concurrency, pool) cell as a heatmap.
         "heatmap": mark_safe(grid_svg(trials)) if grid else "",
         "sizes": [s for s in sweep.size_summaries.all() if s.size is not None],

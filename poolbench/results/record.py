@@ -9,8 +9,9 @@ from poolbench.measure import stats
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU
 from poolbench.models import Trial
 from poolbench.results import analysis
+from poolbench.results.rate import record_rate
 from poolbench.sweep.server import ServerError, TrialServer
-from poolbench.wire import TIMING_PARTS
+from poolbench.wire import SPLIT_PARTS, TIMING_PARTS
 
 if TYPE_CHECKING:
     from poolbench.sweep.plan import TrialSpec
@@ -44,6 +45,7 @@ def record_measurements(
         trial.notes.append(f"the trial server's statistics are missing ({exc}): Locust's figures are kept")
     else:
         missing = None
+    trial.split_coverage = split_coverage(trial)
     if db_sampler is not None:
         trial.db_stats = db_sampler.result(window=(output.get("measure_start"), output.get("measure_end")))
         trial.peak_connections = trial.db_stats.get("peak_connections")
@@ -58,6 +60,7 @@ def record_measurements(
     )  # fmt: skip
     trial.load_bound = bool(reasons)
     trial.cpu = {**(trial.cpu or {}), "load_bound": reasons}  # the reasons, printed under the table
+    record_rate(trial, spec, output, options)  # --rate: arrivals, offered or not; --slo verdicts
     if server.started_in:
         trial.server_start_s = round(server.started_in, 3)
     if output.get("measure_start") and output.get("test_start"):
@@ -77,13 +80,23 @@ def record_server(trial: Trial, pool: dict[str, Any]) -> None:
         {
             "total": stats.sum_pool_stats(workers),
             "workers": {pid: w.get("pool", {}) for pid, w in workers.items()},
+            "window": stats.pool_window(workers),
         }
     )
     trial.timing = stats.merge_timing(workers)
-    for part in TIMING_PARTS:
+    for part in (*TIMING_PARTS, *SPLIT_PARTS):
         values = trial.timing.get(part) or {}
         setattr(trial, f"{part}_mean_ms", values.get("mean_ms"))
         setattr(trial, f"{part}_p95_ms", values.get("p95_ms"))
+
+
+def split_coverage(trial: Trial) -> float | None:
+    """The share of Locust's mean latency that the split inside the server covers (queue + time in the
+    server, over the client-observed mean); the rest is outside the server: the network, the kernel's
+    accept queue, Locust's own scheduling."""
+    if not trial.latency_avg_ms or trial.total_mean_ms is None or trial.queue_mean_ms is None:
+        return None
+    return round((trial.queue_mean_ms + trial.total_mean_ms) / trial.latency_avg_ms, 3)
 
 
 def record_cpu(trial: Trial, cpu: dict[str, Any], database_scope: str) -> None:

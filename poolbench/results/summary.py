@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from poolbench import backends
 from poolbench.models import SizeSummary, Sweep, Trial
-from poolbench.results import analysis
+from poolbench.results import analysis, bottleneck, decision
 
 if TYPE_CHECKING:
     from poolbench.sweep.run import SweepOptions
@@ -55,7 +55,10 @@ def summarize(sweep: Sweep, options: SweepOptions) -> None:
         sweep.recommendation = verdicts[pooled[0]][1]
     else:
         sweep.recommendation = "No pooled mode was measured, so there is no pool size to recommend."
+    if options.rate or options.find_capacity:
+        open_model_verdict(sweep, trials, options)
     set_formula(sweep, sweep_formula(options))
+    bottleneck.record(sweep, trials, options.tolerance)
     judge_gates(sweep, trials, pooled[0] if pooled else None, options.gates)
 
 
@@ -72,40 +75,81 @@ def write_summaries(
             rows += [_row(sweep, s) for s in analysis.without_pool(mine)]
             continue
         summaries = analysis.by_size(mine)
-        verdicts[mode] = analysis.recommend(summaries, tolerance, analysis.sizes_without_data(mine))
-        rows += _mode_rows(sweep, summaries, verdicts[mode][0], tolerance)
+        if not summaries:
+            verdicts[mode] = analysis.recommend(summaries, tolerance)
+            continue
+        decided = decision.decide(summaries, tolerance, analysis.sizes_without_data(mine))
+        verdicts[mode] = (decided.size, decided.reason)
+        rows += _mode_rows(sweep, summaries, decided)
     save_summaries(sweep, rows)
     return verdicts
 
 
 def _row(
-    sweep: Sweep, s: analysis.SizeSummary, *, on_plateau: bool = False, recommended: bool = False
+    sweep: Sweep,
+    s: analysis.SizeSummary,
+    *,
+    on_plateau: bool = False,
+    recommended: bool = False,
+    vs_best: decision.Ratio | None = None,
 ) -> SizeSummary:
     return SizeSummary(
         sweep=sweep, mode=s.mode, workers=s.workers, threads=s.threads, size=s.size or None,
         trials=s.trials, rps=s.rps, rps_min=s.rps_min, rps_max=s.rps_max, rps_cv=s.rps_cv, p99_ms=s.p99_ms,
         failures=s.failures, failure_pct=s.failure_pct, load_bound=s.load_bound, on_plateau=on_plateau,
-        recommended=recommended,
+        recommended=recommended, rps_ci_low=s.rps_ci_low, rps_ci_high=s.rps_ci_high,
+        vs_best=_round(vs_best.point if vs_best else None), vs_best_low=_round(vs_best.low if vs_best else None),
+        vs_best_high=_round(vs_best.high if vs_best else None),
     )  # fmt: skip
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _mode_rows(
-    sweep: Sweep, summaries: list[analysis.SizeSummary], recommended: int | None, tolerance: float
+    sweep: Sweep, summaries: list[analysis.SizeSummary], decided: decision.Decision
 ) -> list[SizeSummary]:
-    """A pooled mode's rows: on the plateau of the mode's best throughput or not, and which one is the
-    recommended size (in the configuration, workers x threads, that holds the best)."""
-    best = max(summaries, key=lambda s: s.rps, default=None)
-    if best is None:
-        return []
-    return [
-        _row(
-            sweep,
-            s,
-            on_plateau=analysis.on_plateau(s, best, tolerance),
-            recommended=s.size == recommended and s.config == best.config,
-        )  # fmt: skip
-        for s in summaries
-    ]
+    """A pooled mode's rows: in the configuration (workers x threads) that holds the best, each size's
+    throughput against the best (decision.Verdict), whether it qualifies (on_plateau) and which one is
+    recommended; the other configurations' rows carry their own figures only."""
+    best = next((s for s in summaries if s.size == decided.best and not s.failures), None)
+    rows = []
+    for s in summaries:
+        verdict = (
+            (decided.verdicts or {}).get(s.size) if best is not None and s.config == best.config else None
+        )
+        rows.append(
+            _row(
+                sweep,
+                s,
+                on_plateau=bool(verdict and verdict.acceptable),
+                recommended=verdict is not None and s.size == decided.size,
+                vs_best=verdict.rps if verdict else None,
+            )  # fmt: skip
+        )
+    return rows
+
+
+def open_model_verdict(sweep: Sweep, trials: list[Trial], options: SweepOptions) -> None:
+    """--rate / --find-capacity: the recommendation is about targets at a rate, not peak throughput
+    (results/rate.py, sweep/capacity.py); the SizeSummary rows' ``recommended`` follows it."""
+    from poolbench.results import rate
+    from poolbench.sweep.capacity import verdict
+
+    if options.find_capacity:
+        capacities = list(sweep.capacities.all())
+        size, why = verdict(capacities, options.tolerance, options.rate, options.headroom)
+        for c in capacities:
+            c.save(update_fields=["best", "recommended"])
+    else:
+        assert options.rate
+        size, why = rate.recommend(trials, options.rate, options.headroom, options.slo)
+    sweep.recommended_size, sweep.recommendation = size, why
+    for row in sweep.size_summaries.all():
+        if row.recommended != (row.size == size and size is not None):
+            row.recommended = row.size == size and size is not None
+            row.save(update_fields=["recommended"])
 
 
 def save_summaries(sweep: Sweep, rows: list[SizeSummary]) -> None:

@@ -23,6 +23,8 @@ SIZE_HEADERS = [
     "server",
     "trials",
     "req/s median",
+    "95% CI",
+    "vs best (95% CI)",
     "min-max",
     "CV %",
     "p99 ms",
@@ -30,16 +32,18 @@ SIZE_HEADERS = [
     "load-bound",
 ]
 TIME_HEADERS = [
-    "#",
-    "config",
-    "requests",
-    "conn wait",
-    "database",
-    "rest of request",
-    "total",
-    "largest share",
-]
+    "#", "config", "requests", "queued", "pool wait", "connect", "database", "python", "CPU/GIL wait",
+    "in server", "of client mean", "db CPU", "largest share",
+]  # fmt: skip
 _PARTS = {"acquire": "waiting for a connection", "db": "in the database", "app": "the rest of the request"}
+SPLIT_LABELS = {
+    "queue": "queued in the server",
+    "pool_wait": "waiting in the pool",
+    "connect": "opening connections",
+    "sql": "in the database",
+    "python": "running Python",
+    "gil": "waiting for CPU/GIL",
+}
 
 
 def _num(value: Any, digits: int = 0) -> str:
@@ -126,6 +130,8 @@ def sizes_table(summaries: Sequence[Any], tablefmt: str = "simple") -> str:
                 f"{s.workers}x{s.threads}",
                 s.trials,
                 _num(s.rps, 1),
+                ci_cell(s.rps_ci_low, s.rps_ci_high, 1),
+                vs_best_cell(s),
                 f"{s.rps_min:,.1f}-{s.rps_max:,.1f}",
                 "-" if s.rps_cv is None else f"{100 * s.rps_cv:.1f}",
                 _num(s.p99_ms),
@@ -134,6 +140,19 @@ def sizes_table(summaries: Sequence[Any], tablefmt: str = "simple") -> str:
             ]
         )
     return tabulate(rows, headers=SIZE_HEADERS, tablefmt=tablefmt, disable_numparse=True)
+
+
+def ci_cell(low: float | None, high: float | None, digits: int) -> str:
+    return "-" if low is None or high is None else f"{low:,.{digits}f}-{high:,.{digits}f}"
+
+
+def vs_best_cell(s: Any) -> str:
+    """'0.97 (0.93-1.01)': throughput against the mode's best size, paired by pass (results/decision.py)."""
+    ratio = getattr(s, "vs_best", None)
+    if ratio is None:
+        return "-"
+    interval = ci_cell(getattr(s, "vs_best_low", None), getattr(s, "vs_best_high", None), 2)
+    return f"{ratio:.2f}" + ("" if interval == "-" else f" ({interval})")
 
 
 def _ms(value: float | None) -> str:
@@ -153,11 +172,29 @@ def _part(t: Trial, part: str) -> str:
 
 
 def largest_share(timing: Mapping[str, Any]) -> str:
-    share = timing.get("share") or {}
+    """The largest part of the time in the server (the split's parts; the older parts for old rows)."""
+    share, labels = timing.get("split_share") or {}, SPLIT_LABELS
+    if not share:
+        share, labels = timing.get("share") or {}, _PARTS
     if not share:
         return "-"
     part = max(share, key=lambda k: share[k])
-    return f"{_PARTS[part]} ({share[part]:.0%})"
+    return f"{labels[part]} ({share[part]:.0%})"
+
+
+def _in_server(t: Trial) -> str:
+    if t.total_mean_ms is None or t.queue_mean_ms is None:
+        return _part(t, "total")
+    return _ms(t.queue_mean_ms + t.total_mean_ms)
+
+
+def db_cpu_per_request(t: Trial) -> float | None:
+    """The database's own CPU per request (its mean cores x the window / the requests), in ms: what the
+    'database' part can be held against (that part also holds the round trip and, in a GIL-bound server,
+    the wait to get the GIL back after the answer)."""
+    if t.database_cores is None or not t.duration_s or not t.requests:
+        return None
+    return t.database_cores * t.duration_s * 1000.0 / t.requests
 
 
 def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
@@ -170,10 +207,10 @@ def timing_table(trials: Iterable[Trial], tablefmt: str = "simple") -> str:
                 t.index,
                 t.label,
                 t.timing.get("requests", 0),
-                _part(t, "acquire"),
-                _part(t, "db"),
-                _part(t, "app"),
-                _part(t, "total"),
+                *(_part(t, part) for part in SPLIT_LABELS),
+                _in_server(t),
+                "-" if t.split_coverage is None else f"{t.split_coverage:.0%} of {_ms(t.latency_avg_ms)}",
+                _ms(db_cpu_per_request(t)),
                 largest_share(t.timing),
             ]
         )
@@ -202,6 +239,8 @@ def sweep_summary(sweep: Sweep) -> list[str]:
             for p in search["path"]
         )
         lines.append(f"Search (--sizes auto) from {search['start']}: {steps}; stopped: {search['stopped']}.")
+    if sweep.bottleneck:
+        lines.append(sweep.bottleneck)
     if sweep.recommendation:
         prefix = f"Recommended pool size: {sweep.recommended_size}. " if sweep.recommended_size else ""
         lines.append(prefix + sweep.recommendation)
@@ -226,7 +265,14 @@ def sweep_summary(sweep: Sweep) -> list[str]:
         which = trials[message]
         where += f" in trial{'s' if len(which) > 1 else ''} {', '.join(which[:5])}"
         lines.append(f"  {count} x {message[:200]}{where}")
-    return lines
+    return lines + open_model_lines(sweep)
+
+
+def open_model_lines(sweep: Sweep) -> list[str]:
+    """Open-model trials, capacity at SLO and the USL fit (results/rate_report.py)."""
+    from poolbench.results.rate_report import report_lines
+
+    return report_lines(sweep)
 
 
 def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
@@ -250,11 +296,16 @@ def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
     if summaries:
         lines += [
             "",
-            "By size (median over --repeat; spread of req/s: min-max and coefficient of variation):",
+            "By size (median of successful req/s over --repeat with its 95% bootstrap interval; against the "
+            "best size, paired by pass, with its 95% t interval; spread: min-max, coefficient of variation):",
         ]
         lines.append(sizes_table(summaries))
     if any(t.timing for t in trials):
-        lines += ["", "Where the time goes, inside the server (ms per request, mean / p95):"]
+        lines += [
+            "",
+            "Where the time goes, inside the server (ms per request, mean / p95; the parts add up to "
+            "'in server', the mean of which is shown as a share of Locust's mean latency):",
+        ]
         lines.append(timing_table(trials))
     lines.append("")
     lines += sweep_summary(sweep)

@@ -65,6 +65,7 @@ class Collector:
         self.timing = Timing()
         self.mark = os.path.join(self.state_dir, MEASURE_MARK)
         self.window = "whole run"
+        self.pool_at_mark: dict[str, Any] | None = None
         self._stop = threading.Event()
         self.queuepool = QueuePoolWatch(self.alias) if self.mode == "queuepool" else None
 
@@ -88,7 +89,10 @@ class Collector:
 
     def snapshot(self) -> dict[str, Any]:
         timing = {**self.timing.snapshot(), "window": self.window}
-        return {"pid": self.pid, "time": time.time(), "pool": self.pool_stats(), "timing": timing}
+        return {
+            "pid": self.pid, "time": time.time(), "pool": self.pool_stats(), "timing": timing,
+            "pool_at_mark": self.pool_at_mark,
+        }  # fmt: skip
 
     def dump(self) -> dict[str, Any]:
         snap = self.snapshot()
@@ -99,6 +103,14 @@ class Collector:
         os.replace(tmp, path)
         return snap
 
+    def mark_window(self) -> None:
+        """The measured window starts: the timing restarts and the pool's counters are read at the same
+        moment, so that the window's pool figures are the counters' growth from here."""
+        with self.timing.lock:
+            self.pool_at_mark = self.pool_stats()
+            self.timing._reset()
+            self.window = "measured"
+
     def start(self) -> None:
         def loop() -> None:
             ticks = 0
@@ -106,8 +118,7 @@ class Collector:
                 ticks += 1
                 try:
                     if self.window != "measured" and os.path.exists(self.mark):
-                        self.timing.reset()
-                        self.window = "measured"
+                        self.mark_window()
                     if ticks % round(WRITE_INTERVAL / 0.1) == 0:
                         self.dump()
                 except Exception:  # statistics must never take the worker down
@@ -297,6 +308,8 @@ class PoolbenchApp:
                 WSGIRequest(environ),
                 alias=self.config["alias"],
                 delay_ms=self.config.get("query_delay_ms", 0),
+                cpu_ms=self.config.get("probe_cpu_ms", 0),
+                db_work=self.config.get("probe_db_work", 0),
             )
             body = response.content
             status = f"{response.status_code} {response.reason_phrase}"
@@ -359,7 +372,7 @@ def build_application() -> PoolbenchApp:
 
     site_app = get_internal_wsgi_application()
     collector = Collector(config)
-    instrument(config["alias"], collector.timing)
+    instrument(config["alias"], collector.timing, config["mode"])
     collector.start()
     return PoolbenchApp(site_app, config, collector)
 

@@ -39,6 +39,9 @@ class SweepOptions:
     load: LoadSettings
     command: str = ""
     query_delay_ms: float = 0.0
+    probe_cpu_ms: float = 0.0  # --probe-cpu-ms: Python CPU per probe request
+    probe_db_ms: float = 0.0  # --probe-db-ms: database CPU per probe request...
+    probe_db_work: int = 0  # ...as units of work, calibrated before the first trial (sweep/probes.py)
     bind: str = "127.0.0.1"
     start_timeout: float = 30.0
     migrate: bool = False
@@ -58,6 +61,13 @@ class SweepOptions:
     auto_max_sizes: int = AUTO_MAX_SIZES
     gates: analysis.Gates = field(default_factory=analysis.Gates)
     fork_server: bool = True
+    # Open-model load (--rate, --find-capacity) and targets (--slo): sweep/rate.py, sweep/capacity.py.
+    rate: float | None = None
+    slo: list[Any] = field(default_factory=list)  # results.slo.Target
+    headroom: float = 1.2
+    find_capacity: bool = False
+    seed: int | None = None  # the trial order's (plan.build_plan); None: one pass, in the order given
+    server_source: str = ""  # workers x threads and where they came from (sweep/defaults.py)
 
     @property
     def uses_probe(self) -> bool:
@@ -79,6 +89,9 @@ class SweepRun:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     forkserver: ForkServer | None = None  # the running fork server, if any
     pending_load: StartedLoad | None = None  # Locust started ahead for the next trial
+    # For the time left in the progress lines: when the first trial began, and the trials done since.
+    first_started: float | None = None
+    done: int = 0
 
     def take_pending_load(self) -> StartedLoad | None:
         """The Locust started ahead for the trial that begins now (it is that trial's from now on)."""

@@ -51,6 +51,7 @@ class LoadSettings:
     master_bind: str = "*"
     master_port: int = DEFAULT_MASTER_PORT
     workers_timeout: float = 60.0
+    arrivals: str = "poisson"  # --rate: how the arrival scheduler spaces requests (loadgen/arrivals.py)
 
     @property
     def distributed(self) -> bool:
@@ -67,6 +68,7 @@ class LoadSettings:
             "processes": self.processes,
             "expect_workers": self.expect_workers,
             "master_bind": f"{self.master_bind}:{self.master_port}" if self.expect_workers else "",
+            "arrivals": self.arrivals,
         }
 
 
@@ -90,6 +92,7 @@ def locust_command(settings: LoadSettings, host: str, out: Path, go: Path | None
         "--poolbench-warmup", f"{settings.warmup:g}",
         "--poolbench-duration", f"{settings.duration:g}",
         "--poolbench-out", str(out),
+        "--poolbench-arrivals", settings.arrivals,
         "--loglevel", "WARNING",
     ]  # fmt: skip
     if go is not None:
@@ -132,10 +135,11 @@ class StartedLoad:
     go: Path
     stopped: bool = field(default=False, init=False)
 
-    def release(self, host: str) -> None:
-        """The go-ahead: it carries what was not known when Locust started, the server's URL."""
+    def release(self, host: str, rate: float | None = None) -> None:
+        """The go-ahead: it carries what was not known when Locust started, the server's URL (and, with
+        --rate or --find-capacity, this trial's arrival rate)."""
         tmp = self.go.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"host": host}), encoding="utf-8")
+        tmp.write_text(json.dumps({"host": host, **({"rate": rate} if rate else {})}), encoding="utf-8")
         os.replace(tmp, self.go)
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import secrets
 import shlex
 import socket
 import sys
@@ -23,9 +24,11 @@ from django.db import DEFAULT_DB_ALIAS
 
 from poolbench import backends
 from poolbench.backends import POOLED_MODES
-from poolbench.conf import default_workers, get_config
+from poolbench.conf import get_config
 from poolbench.results import export
 from poolbench.results.analysis import Gates
+from poolbench.sweep import rate_options
+from poolbench.sweep.defaults import server_defaults
 from poolbench.sweep.load import DEFAULT_LOCUSTFILE, DEFAULT_MASTER_PORT, LoadSettings
 from poolbench.sweep.plan import (
     MAX_THREADS,
@@ -46,10 +49,13 @@ from poolbench.sweep.plan import (
     parse_whole_number,
     unique_paths,
 )
+from poolbench.sweep.probes import check_probe_options, parse_probe_ms
+from poolbench.sweep.rate_options import parse_arrivals, parse_headroom, parse_rate
 from poolbench.sweep.run import SweepOptions
 from poolbench.sweep.site import SiteError, find_login_user, trial_overrides
 from poolbench.sweep.targets import Target, TargetError, redact, resolve
 
+MAX_SEED = 2**32 - 1
 AUTO = "auto"  # --sizes auto: the search picks the sizes (poolbench.sweep.run)
 ArgumentType = Callable[[Any], Any]
 
@@ -174,6 +180,10 @@ OPTIONS: tuple[Option, ...] = (
            typed(parse_whole_number, "--conn-max-age", maximum=10**9), "CONN_MAX_AGE"),
     Option("--query-delay-ms", "Hold the probe's connection N ms in the query.",
            typed(parse_query_delay), "QUERY_DELAY_MS"),
+    Option("--probe-cpu-ms", "Make each probe request also run N ms of Python CPU (a CPU-bound app).",
+           typed(parse_probe_ms, "--probe-cpu-ms"), "PROBE_CPU_MS"),
+    Option("--probe-db-ms", "Make the probe's query keep the database's CPU busy about N ms (database-bound).",
+           typed(parse_probe_ms, "--probe-db-ms"), "PROBE_DB_MS"),
     Option("--path", "A page of your site to load instead of poolbench's probe; repeat it for several pages, "
            "with an optional weight: --path /books/:3 --path /about/.", typed(parse_path),
            extra={"action": "append", "dest": "paths", "metavar": "/PAGE/[:WEIGHT]"}),
@@ -181,8 +191,11 @@ OPTIONS: tuple[Option, ...] = (
            "reach it as POOLBENCH_PATHS and POOLBENCH_COOKIE).", locustfile, "LOCUSTFILE"),
     Option("--login-user", "Load the pages logged in as this existing user (a session is created in the site's "
            "session store for the sweep; no password is needed).", extra={"metavar": "USERNAME"}),
-    Option("--repeat", "Run each configuration N times, interleaved.",
+    Option("--repeat", "Run each configuration N times, interleaved: every pass in a fresh random order.",
            typed(parse_whole_number, "--repeat", maximum=100), "REPEAT"),
+    Option("--seed", "Seed of the trials' random order (default: a new one, recorded on the sweep); the "
+           "seed of an earlier sweep replays its order.",
+           typed(parse_whole_number, "--seed", maximum=MAX_SEED, allow_zero=True)),
     _flag("--allow-over-max", "Run sizes over max_connections anyway (recorded)."),
     Option("--bind", "Address the trial server listens on (default 127.0.0.1).", bind_address, "BIND"),
     Option("--report", "Write a self-contained HTML report.", typed(export.check_output_path, "--report"),
@@ -210,6 +223,19 @@ OPTIONS: tuple[Option, ...] = (
            typed(parse_master_bind)),
     Option("--workers-timeout", "Seconds to wait for --expect-workers before giving up (default 60).",
            typed(parse_duration, "--workers-timeout", minimum=1), "WORKERS_TIMEOUT"),
+    # Open-model load and targets (sweep/rate_options.py, docs/rate-and-capacity.md).
+    Option("--rate", "Open model: send R requests/s whatever the server does (latency from each request's "
+           "intended send time); --users is then the provisioned pool of Locust users.", typed(parse_rate)),
+    Option("--arrivals", "With --rate: poisson (default) or constant spacing of the arrivals.",
+           typed(parse_arrivals)),
+    Option("--slo", "Latency and error targets each trial must meet, e.g. \"p99<250ms,p95<100ms,errors<0.1%%\".",
+           typed(rate_options.targets("--slo"))),
+    Option("--headroom", "With --rate: the recommended size must meet every --slo target at rate x this "
+           "(default 1.2).", typed(parse_headroom)),
+    _flag("--find-capacity", "For each size, search the highest arrival rate that meets every --slo target "
+          "(about six short trials per size)."),
+    Option("--gate", "Exit non-zero if the recommended size missed any of these targets (the --slo syntax).",
+           typed(rate_options.targets("--gate"))),
 )  # fmt: skip
 
 
@@ -251,8 +277,24 @@ def with_defaults(opts: Mapping[str, Any]) -> dict[str, Any]:
         elif not isinstance(value, str):
             continue
         values[option.dest] = option.type(value) if option.type and value is not None else value
-    values["workers"] = values["workers"] or [default_workers()]  # WORKERS None: half the cores
+    # Not given and no POOLBENCH setting: what the site states for its gunicorn, else the measured default.
+    given = tuple(
+        f"--{name}" if opts.get(name) is not None else f"POOLBENCH['{name.upper()}']"
+        for name in ("workers", "threads")
+    )
+    from django.conf import settings
+
+    server = server_defaults(
+        values["workers"], values["threads"], given=given, base_dir=getattr(settings, "BASE_DIR", None)
+    )
+    values["workers"], values["threads"], values["server_source"] = (
+        server.workers,
+        server.threads,
+        server.text,
+    )
     values["expect_workers"] = values["expect_workers"] or 0
+    if values["seed"] is None and (values["repeat"] or 1) > 1:
+        values["seed"] = secrets.randbelow(MAX_SEED + 1)  # a fresh order, recorded to replay it
     return values
 
 
@@ -263,12 +305,13 @@ def build_options(opts: Mapping[str, Any]) -> SweepOptions:
         target = resolve(values["database"], embedded=bool(values["embedded"]))
         modes = parse_modes(values["mode"] or backends.default_mode(target.vendor), target.vendor)
         check_together(opts, values, target, modes)
+        values["provisioned_users"] = rate_options.provisioned_users(opts, values)
         auto = values["sizes"] == AUTO
         plan = build_plan(
             sizes=[1] if auto else values["sizes"],  # a placeholder for auto: the search picks the sizes
             modes=modes, workers=values["workers"], threads=values["threads"], repeat=values["repeat"],
             pool_min=values["pool_min"], max_overflow=values["max_overflow"],
-            pool_timeout=values["pool_timeout"], conn_max_age=values["conn_max_age"],
+            pool_timeout=values["pool_timeout"], conn_max_age=values["conn_max_age"], seed=values["seed"],
         )  # fmt: skip
         login = find_login_user(values["login_user"]) if values.get("login_user") is not None else None
     except (argparse.ArgumentTypeError, PlanError, TargetError, SiteError, export.ExportError) as exc:
@@ -297,6 +340,7 @@ def check_together(
         raise PlanError("--master-bind needs --expect-workers N (the number of Locust workers to wait for)")
     if values["query_delay_ms"] and target.vendor not in ("postgresql", "mysql"):
         raise PlanError(f"--query-delay-ms is not supported on {target.vendor}")
+    check_probe_options(values, target.vendor)
     if values["sizes"] == AUTO:
         if len(modes) > 1 or len(values["workers"]) > 1 or len(values["threads"]) > 1:
             raise PlanError(
@@ -304,6 +348,8 @@ def check_together(
             )
         if modes[0] not in POOLED_MODES:
             raise PlanError(f"--sizes auto needs a pooled --mode (pool or queuepool), not {modes[0]}")
+    own_locustfile = bool(values.get("locustfile")) and values["locustfile"] != DEFAULT_LOCUSTFILE.resolve()
+    rate_options.check_rate(given, values, auto=values["sizes"] == AUTO, own_locustfile=own_locustfile)
     missing = backends.missing_pool_package(target.vendor, modes) if not target.embedded else None
     if missing:
         raise PlanError(missing)
@@ -314,22 +360,25 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
     expect_workers = values["expect_workers"]
     host, port = values.get("master_bind") or ("*", DEFAULT_MASTER_PORT)
     load = LoadSettings(
-        users=values["users"], spawn_rate=values["spawn_rate"], duration=values["duration"],
+        users=values["provisioned_users"], spawn_rate=values["spawn_rate"], duration=values["duration"],
         warmup=values["warmup"], locustfile=values["locustfile"] or DEFAULT_LOCUSTFILE.resolve(),
         paths=values["paths"] or [], processes=1 if expect_workers else values["locust_processes"],
         expect_workers=expect_workers, master_bind=host, master_port=port,
-        workers_timeout=values["workers_timeout"],
+        workers_timeout=values["workers_timeout"], arrivals=values["arrivals"] or "poisson",
     )  # fmt: skip
     gates = Gates(
         fail_under_rps=values["fail_under_rps"],
         max_failure_rate=values["max_failure_rate"],
         max_p99_ms=values["max_p99_ms"],
+        slo=values["gate"] or [],
     )
     return SweepOptions(
         **checked,
         load=load,
         command=command_line(),
         query_delay_ms=values["query_delay_ms"],
+        probe_cpu_ms=values["probe_cpu_ms"],
+        probe_db_ms=values["probe_db_ms"],
         bind=values["bind"],
         start_timeout=float(config["SERVER_START_TIMEOUT"]),
         migrate=bool(config["MIGRATE"]),
@@ -343,6 +392,12 @@ def _sweep_options(values: dict[str, Any], **checked: Any) -> SweepOptions:
         spindles=values["spindles"],
         gates=gates,
         fork_server=bool(config["FORK_SERVER"]),
+        rate=values["rate"],
+        slo=values["slo"] or [],
+        headroom=values["headroom"] or rate_options.DEFAULT_HEADROOM,
+        find_capacity=bool(values["find_capacity"]),
+        seed=values["seed"],
+        server_source=values["server_source"],
     )
 
 

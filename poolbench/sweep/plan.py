@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import re
 from dataclasses import dataclass, field
 
@@ -270,6 +271,7 @@ class TrialSpec:
     pool_timeout: float = 10.0
     conn_max_age: int | None = None
     repeat: int = 1
+    rate: float | None = None  # --rate / --find-capacity: arrivals per second; None = closed loop
 
     @property
     def pooled(self) -> bool:
@@ -312,8 +314,11 @@ def build_plan(
     max_overflow: int = 0,
     pool_timeout: float = 10.0,
     conn_max_age: int = DEFAULTS["CONN_MAX_AGE"],
+    seed: int | None = None,
 ) -> Plan:
-    """The trials of a sweep: every combination, each repeat a full pass so drift hits all alike."""
+    """The trials of a sweep: every combination, each repeat a full pass so drift hits all alike.
+    With ``seed`` (and more than one pass) each pass runs in its own random order, drawn from one
+    ``random.Random(seed)``: the same seed gives the same order, and the passes differ from each other."""
     if repeat < 1:
         raise PlanError(f"--repeat {repeat} must be 1 or more")
     if pool_min is not None:
@@ -324,26 +329,28 @@ def build_plan(
                 "use a --pool-min no larger than the smallest size"
             )
     specs: list[TrialSpec] = []
-    index = 0
+    shuffle = random.Random(seed).shuffle if seed is not None and repeat > 1 else None
     for rep in range(1, repeat + 1):
-        for mode, w, t in itertools.product(modes, workers, threads):
-            mode_sizes: list[int | None] = list(sizes) if mode in POOLED_MODES else [None]
-            for size in mode_sizes:
-                index += 1
-                specs.append(
-                    TrialSpec(
-                        index=index,
-                        mode=mode,
-                        size=size,
-                        workers=w,
-                        threads=t,
-                        pool_min=pool_min if mode == "pool" else None,
-                        max_overflow=max_overflow if mode == "queuepool" else 0,
-                        pool_timeout=pool_timeout,
-                        conn_max_age=conn_max_age
-                        if mode == "persistent"
-                        else (0 if mode == "none" else None),
-                        repeat=rep,
-                    )
+        one_pass = [
+            (mode, w, t, size)
+            for mode, w, t in itertools.product(modes, workers, threads)
+            for size in (list(sizes) if mode in POOLED_MODES else [None])
+        ]
+        if shuffle is not None:
+            shuffle(one_pass)
+        for mode, w, t, size in one_pass:
+            specs.append(
+                TrialSpec(
+                    index=len(specs) + 1,
+                    mode=mode,
+                    size=size,
+                    workers=w,
+                    threads=t,
+                    pool_min=pool_min if mode == "pool" else None,
+                    max_overflow=max_overflow if mode == "queuepool" else 0,
+                    pool_timeout=pool_timeout,
+                    conn_max_age=conn_max_age if mode == "persistent" else (0 if mode == "none" else None),
+                    repeat=rep,
                 )
+            )
     return Plan(specs)

@@ -44,6 +44,23 @@ def prepare(options: SweepOptions, report: Reporter = quiet) -> dict[str, Any]:
     if options.uses_probe:
         _ensure_probe_table(options, report)
         ensure_probe_row(target.migrate_alias, report)
+    if options.probe_db_ms:
+        found["probe_db"] = calibrate_db_probe(options, report)
+    return found
+
+
+def calibrate_db_probe(options: SweepOptions, report: Reporter = quiet) -> dict[str, Any]:
+    """--probe-db-ms: how much work makes the probe's query take that long here (sweep/probes.py)."""
+    from poolbench.sweep import probes
+
+    target = options.target
+    found = probes.calibrate(target.harness_connection(), target.vendor, options.probe_db_ms)
+    options.probe_db_work = found["units"]
+    report(
+        "info",
+        f"--probe-db-ms {options.probe_db_ms:g}: {found['sql']} took {found['measured_ms']:.1f} ms "
+        f"alone on the database ({found['measured_by']}); each probe request runs it.",
+    )
     return found
 
 

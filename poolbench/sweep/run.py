@@ -28,10 +28,12 @@ from poolbench.sweep.base import (
     quiet,
     save_anyway,
 )
+from poolbench.sweep.capacity import capacity_specs
 from poolbench.sweep.forkserver import ForkServer, ForkServerError
 from poolbench.sweep.load import start_load, worker_command
 from poolbench.sweep.plan import TrialSpec
 from poolbench.sweep.preflight import check_results_writable, ensure_probe_row, preflight, prepare
+from poolbench.sweep.rate import rate_specs
 from poolbench.sweep.search import auto_max_size, auto_specs, planned_seconds, planned_trials
 from poolbench.sweep.server import fork_server_env
 from poolbench.sweep.site import LoginSession, create_login_session
@@ -90,7 +92,7 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
         announce(run, session)
         if options.fork_server:
             run.forkserver = start_fork_server(options, report)
-        for spec in auto_specs(run) if options.auto else planned_specs(run):
+        for spec in trial_specs(run):
             run_trial(run, spec)
         with children.shielded():
             finish_sweep(run.sweep, options)
@@ -110,6 +112,17 @@ def run_sweep(options: SweepOptions, report: Reporter = quiet) -> Sweep:
                 session.delete()
                 options.load.cookie = ""
             options.target.close()
+
+
+def trial_specs(run: SweepRun) -> Iterator[TrialSpec]:
+    """The trials to run: the plan's, the --sizes auto search's, or the open model's (--rate,
+    --find-capacity: sweep/rate.py, sweep/capacity.py), each yielded once the one before is saved."""
+    options = run.options
+    if options.find_capacity:
+        return capacity_specs(run, lambda spec: _check_target(run, spec))
+    if options.rate:
+        return rate_specs(run, lambda spec: _check_target(run, spec))
+    return auto_specs(run) if options.auto else planned_specs(run)
 
 
 def planned_specs(run: SweepRun) -> Iterator[TrialSpec]:
@@ -173,9 +186,15 @@ def announce(run: SweepRun, session: LoginSession | None) -> None:
     planned = (
         f"--sizes auto, at most {options.auto_max_sizes} sizes"
         if options.auto
+        else f"at most {run.total} trial(s)"
+        if options.rate or options.find_capacity
         else f"{len(options.plan.specs)} trial(s)"
     )
     report("info", f"Sweep #{run.sweep.pk}: {planned} against {options.target.description}")
+    if options.server_source:
+        report("info", f"Server: {options.server_source}.")
+    if options.seed is not None:
+        report("info", f"Each pass in a random order (--seed {options.seed} replays it).")
     if session is not None:
         report(
             "info",
@@ -214,11 +233,14 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
             "threads": sorted({s.threads for s in options.plan.specs}),
             "worker_class": "gthread",
             "bind": options.bind,
+            "source": options.server_source,
         },
         load=load,
         options={
             "modes": sorted({s.mode for s in options.plan.specs}),
             "query_delay_ms": options.query_delay_ms,
+            "probe_cpu_ms": options.probe_cpu_ms,
+            "probe_db_ms": options.probe_db_ms,
             "repeat": max(s.repeat for s in options.plan.specs),
             "pool_timeout": options.plan.specs[0].pool_timeout,
             "tolerance": options.tolerance,
@@ -228,10 +250,26 @@ def create_sweep(options: SweepOptions, extra: dict[str, Any]) -> Sweep:
             "spindles": options.spindles,
             "db_cores": options.db_cores,
             "auto": options.auto,
+            **open_model_options(options),
             **extra,
         },
         host=host_info(),
+        seed=options.seed,
     )
+
+
+def open_model_options(options: SweepOptions) -> dict[str, Any]:
+    """--rate, --arrivals, --headroom, --find-capacity, --slo and --gate as stored on the sweep."""
+    if not (options.rate or options.find_capacity or options.slo or options.gates.slo):
+        return {}
+    return {
+        "rate": options.rate,
+        "arrivals": options.load.arrivals if options.rate or options.find_capacity else None,
+        "headroom": options.headroom if options.rate else None,
+        "find_capacity": options.find_capacity,
+        "slo": [str(t) for t in options.slo],
+        "gate_slo": [str(t) for t in options.gates.slo],
+    }
 
 
 def host_info() -> dict[str, Any]:

@@ -17,6 +17,14 @@ def planned_trials(options: SweepOptions) -> int:
     """How many trials the sweep runs (under --sizes auto: at most)."""
     if options.auto:
         return options.auto_max_sizes * max(s.repeat for s in options.plan.specs)
+    if options.find_capacity:
+        from poolbench.sweep.capacity import planned_capacity_trials
+
+        return planned_capacity_trials(options)
+    if options.rate:
+        from poolbench.sweep.rate import planned_rate_trials
+
+        return planned_rate_trials(options)
     return len(options.plan.specs)
 
 

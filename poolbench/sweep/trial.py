@@ -22,6 +22,7 @@ from poolbench import backends
 from poolbench.measure import timeline
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
+from poolbench.results.rate import rate_line
 from poolbench.results.record import record_measurements, record_partial
 from poolbench.sweep import children
 from poolbench.sweep.base import SweepError, SweepOptions, SweepRun, save_anyway
@@ -71,6 +72,8 @@ class TrialRun:
         Ctrl-C at any point leaves a finished row."""
         with children.shielded():
             self.row.save()
+        if self.run.first_started is None:
+            self.run.first_started = self.t0
 
     def start_sampling(self) -> None:
         """Sample the database's connections from before the server starts: on MySQL/MariaDB the
@@ -101,10 +104,15 @@ class TrialRun:
         report("info", f"{self.where}: starting server...")
         self.server.start()
         self.row.overhead["server_start_s"] = round(self.server.started_in, 3)
+        offered = (
+            f"{load.users} users"
+            if not self.spec.rate
+            else (f"{self.spec.rate:g} req/s {load.arrivals} arrivals ({load.users} users provisioned)")
+        )
         report(
             "info",
             f"{self.where}: server up on {self.server.url} in {self.server.started_in:.1f}s; "
-            f"{load.users} users for {load.duration:g}s (+{load.warmup:g}s warm-up)...",
+            f"{offered} for {load.duration:g}s (+{load.warmup:g}s warm-up)...",
         )
         for problem in check_pages(self.server, load):
             self.row.notes.append(problem)
@@ -127,7 +135,7 @@ class TrialRun:
         assert self.load is not None
         report, load = self.run.report, self.options.load
         go = time.time()
-        self.load.release(load_host(self.server))
+        self.load.release(load_host(self.server), rate=self.spec.rate)
         output = wait_load(
             load,
             self.load,
@@ -218,6 +226,7 @@ class TrialRun:
             self.row.finished_at = timezone.now()
             save_anyway(self.row)
             shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.run.done += 1
 
     def report_outcome(self) -> None:
         """A measured trial's figures in one line, and its site pages' when there are several or failures."""
@@ -230,8 +239,11 @@ class TrialRun:
             "success" if not row.failures else "warning",
             f"{self.where}: {row.rps:.0f} req/s, p95 {_ms(row.latency_p95_ms)}, p99 {_ms(row.latency_p99_ms)}, "
             f"{row.failures} failures ({row.failure_pct:.1f}%)"
-            + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else ""),
+            + (f", DB connections peak {peak} / mean {mean:g}" if peak is not None else "")
+            + time_left(self.run),
         )
+        if row.target_rate is not None:
+            report("success" if row.slo_passed else "warning", f"{self.where}: {rate_line(row)}")
         site_pages = [e for e in row.endpoints if not str(e.get("name", "")).startswith(PREFIX)]
         if len(site_pages) > 1 or row.failures:
             for e in site_pages:
@@ -240,6 +252,15 @@ class TrialRun:
                     level,
                     f"{self.where}:   {e['method']} {e['name']}: {e['requests']} requests, {e['failures']} failures",
                 )
+
+
+def time_left(run: SweepRun) -> str:
+    """'; about 1m20s left': the mean wall time of the trials so far times the trials still to run."""
+    if run.first_started is None or not run.done or run.done >= run.total:
+        return ""
+    seconds = (time.monotonic() - run.first_started) / run.done * (run.total - run.done)
+    shown = f"{seconds:.0f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"; about {shown} left" + (" at most" if run.options.auto else "")
 
 
 def new_row(run: SweepRun, spec: TrialSpec, config: dict[str, Any]) -> Trial:
@@ -260,6 +281,7 @@ def new_row(run: SweepRun, spec: TrialSpec, config: dict[str, Any]) -> Trial:
         threads=spec.threads,
         max_db_connections=spec.max_db_connections,
         users=options.load.users,
+        target_rate=spec.rate,
     )
     age = options.target.database.get("CONN_MAX_AGE", 0)
     if options.target.alias and age != 0 and spec.pooled:
@@ -310,6 +332,8 @@ def trial_config(spec: TrialSpec, options: SweepOptions, token: str, app_name: s
         "mode": spec.mode,
         "token": token,
         "query_delay_ms": options.query_delay_ms,
+        "probe_cpu_ms": options.probe_cpu_ms,
+        "probe_db_work": options.probe_db_work,
         "overrides": sorted(options.overrides),
     }
 

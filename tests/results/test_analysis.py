@@ -78,7 +78,9 @@ def test_recommend_smallest_size_within_tolerance_without_failures_or_worse_p99(
     assert size == 4
     assert why == (
         "Size 4 is the smallest that reached 96 req/s, within 5% of the best (100 req/s at size 8), "
-        "with no failures and a p99 no worse than the best's."
+        "with no failures and a p99 no worse than the best's. The answer rests on one sample per size "
+        "(--repeat 1): a size's throughput moves between runs, so run --repeat 3 or more to tell the "
+        "sizes apart."
     )
     # Above 100 ms Locust rounds to 10 ms: one step over the best's p99 + 5% is not "worse".
     slow = [T(4, 97.0, latency_p99_ms=320.0), T(8, 100.0, latency_p99_ms=300.0)]
@@ -90,7 +92,7 @@ def test_recommend_smallest_size_within_tolerance_without_failures_or_worse_p99(
     assert analysis.recommend(analysis.by_size([T(4, 99.0, latency_p99_ms=30), T(8, 100.0)]), 0.05)[0] == 8
     size, why = analysis.recommend(analysis.by_size([T(4, 60.0), T(8, 100.0, load_bound=True)]), 0.05)
     assert size == 8 and why.endswith(
-        "but 1 of its 1 trial(s) were load-generator bound, so the server may do better than measured."
+        "But 1 of its 1 trial(s) were load-generator bound, so the server may do better than measured."
     )
 
 

@@ -85,7 +85,7 @@ def test_summarize_uses_measured_window():
         ],
     }
     result = stats.summarize(output)
-    assert result["rps"] == 100.0
+    assert result["rps"] == 99.0  # successful requests only: 990 in 10 s
     assert result["failure_pct"] == 1.0
     assert result["latency_avg_ms"] == 5.0
     assert result["latency_p50_ms"] == 4 and result["latency_p99_ms"] == 5 and result["latency_p999_ms"] == 90

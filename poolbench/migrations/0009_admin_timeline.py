@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("poolbench", "0005_abandoned_status"),
+        ("poolbench", "0008_stats_intervals_seed"),
     ]
 
     operations = [
