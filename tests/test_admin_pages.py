@@ -75,6 +75,7 @@ def values(pg, selector: str, attr: str = "value") -> list[float]:
 def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_server):  # noqa: F811
     line = "Bottleneck: the pool - waiting for a connection 75% of the time - raise the pool size"
     sweep = rich_sweep(bottleneck=line, bottleneck_resource="pool")
+    sweep.size_summaries.filter(size=8).update(rps_ci_low=870.3, rps_ci_high=910.5)
     viewer()
     login(page, live_server, "viewer")
     page.goto(f"{live_server.url}/admin/poolbench/sweep/{sweep.pk}/change/")
@@ -88,6 +89,7 @@ def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_
     # The by-size table: the medians and the spread as stored.
     assert values(page, "#size_summaries-group .pb-rps", "rps") == [s.rps for s in sweep.size_summaries.all()]
     assert "880.5-902.2" in page.locator("#size_summaries-group").inner_text()  # min-max of size 8
+    assert "870.3-910.5" in page.locator("#size_summaries-group").inner_text()  # the stored 95% interval
     ok = [t for t in sweep.trials.order_by("index") if t.status == Trial.Status.OK]
     assert values(page, 'svg.pb-chart[data-metric="rps"] circle.pb-point', "rps") == [t.rps for t in ok]
     assert page.locator('svg.pb-chart[data-metric="rps"] line.pb-spread').count() == 1  # size 8 twice

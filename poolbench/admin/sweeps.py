@@ -38,8 +38,8 @@ class ModeFilter(admin.SimpleListFilter):
 
 
 SIZE_COLUMNS = (
-    "config", "server", "trials", "rps_display", "spread", "cv", "p99", "failure_pct_display", "load_bound",
-    "on_plateau", "recommended",
+    "config", "server", "trials", "rps_display", "interval", "spread", "cv", "p99", "failure_pct_display",
+    "load_bound", "on_plateau", "recommended",
 )  # fmt: skip
 
 
@@ -69,6 +69,13 @@ class SizeSummaryInline(ReadOnlyMixin, admin.TabularInline):
     @admin.display(description="req/s median")
     def rps_display(self, s: SizeSummary) -> str:
         return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(s.rps), f"{s.rps:,.1f}")
+
+    @admin.display(description="95% interval")
+    def interval(self, s: SizeSummary) -> str:
+        # Of the median req/s, over the repeats (results/decision.py); "-" for fewer than it needs.
+        if s.rps_ci_low is None or s.rps_ci_high is None:
+            return "-"
+        return f"{s.rps_ci_low:,.1f}-{s.rps_ci_high:,.1f}"
 
     @admin.display(description="min-max")
     def spread(self, s: SizeSummary) -> str:
