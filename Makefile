@@ -3,12 +3,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SIZES ?= 5,10,16,200
 
-.PHONY: setup sweep test lint bench
+.PHONY: setup sweep test lint bench admin
 setup:
 	@bash scripts/setup.sh
 
 sweep: setup
 	$(PY) manage.py poolbench --sizes $(SIZES)
+
+# The demo's admin, styled whatever DEBUG is: creates a superuser when there is none, serves on PORT.
+PORT ?= 8000
+admin: setup
+	$(PY) -m project.serve_admin --port $(PORT)
 
 # Every environment of tox.ini (Python 3.11 + Django 5.2, Python 3.12 + Django 6.1); ARGS go to tox.
 test: setup

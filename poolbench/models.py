@@ -180,6 +180,9 @@ class Trial(models.Model):
     )
     load_lag_p99_ms = models.FloatField(null=True, blank=True, help_text="Locust's event-loop lag, p99 ms.")
     load_lag_max_ms = models.FloatField(null=True, blank=True, help_text="Locust's event-loop lag, max ms.")
+    timeline = models.JSONField(
+        default=dict, blank=True, help_text="Per second of the trial: requests, latency, DB connections."
+    )
 
     # What the database saw (the detail stays in db_stats): the trial server's connections.
     peak_connections = models.PositiveIntegerField(

@@ -106,7 +106,13 @@ def test_admin_sweep_page_shows_the_size_summary_inline(viewer):
     page = viewer.get(reverse("admin:poolbench_sweep_change", args=[sweep.pk])).content.decode()
     rows = re.findall(r'<tr class="form-row[^"]*"\s+id="size_summaries-\d+"', page)
     assert len(rows) == 4
-    group = page[page.index('id="size_summaries-group"') : page.index('id="trials-group"')]
+    # The by-size table comes right after the answer, before the charts and the trials.
+    assert (
+        page.index('id="pb-answer"')
+        < page.index('id="size_summaries-group"')
+        < page.index('<div class="pb-charts">')
+    )
+    group = page[page.index('id="size_summaries-group"') : page.index('<h2 class="pb-heading">Charts')]
     assert [float(v) for v in re.findall(r'data-rps="([^"]+)"', group)] == [512.35, 1011.33, 1103.25, 701.9]
 
 

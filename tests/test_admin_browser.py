@@ -112,7 +112,7 @@ def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
     assert [s.size for s in sweep.size_summaries.filter(recommended=True)] == [sweep.recommended_size]
     assert sweep.formula is not None and sweep.gate_passed is None and sweep.gate_breaches == []
     assert sorted(sweep.options) == sorted(
-        ["modes", "query_delay_ms", "repeat", "pool_timeout", "tolerance", "login_user",
+        ["modes", "query_delay_ms", "probe_cpu_ms", "probe_db_ms", "repeat", "pool_timeout", "tolerance", "login_user",
          "trial_server_changes", "allow_over_max", "spindles", "db_cores", "auto"]
     )  # fmt: skip
     records = json.loads(data.read_text())
@@ -139,6 +139,20 @@ def test_after_a_real_sweep_the_admin_and_the_report_show_its_trials(
     assert [float(v) for v in page.locator("#trials-group .pb-rps").evaluate_all(
         "els => els.map(e => e.dataset.rps)")] == [t.rps for t in trials]  # fmt: skip
     page.screenshot(path=str(ARTIFACTS / "admin-sweep-real.png"), full_page=True)
+
+    # A real trial's page: its per-second timeline, recorded while it ran, with the window where stored.
+    t = trials[-1]
+    page.click(f'#trials-group a[href$="/trial/{t.pk}/change/"]')
+    page.wait_for_selector("#timeline-requests")
+    circles = page.locator('#timeline-requests g.pb-line[data-field="requests"] circle')
+    got = circles.evaluate_all("els => els.map(e => [Number(e.dataset.t), Number(e.dataset.value)])")
+    assert got == [[r["t"], r["requests"]] for r in t.timeline["seconds"]] and len(got) >= 3
+    window = page.locator("#timeline-requests rect.pb-window")
+    assert float(window.get_attribute("data-from")) == t.timeline["measure_start_s"]
+    markers = page.locator("svg.pb-latency g.pb-marker[data-percentile=p99]")
+    assert float(markers.get_attribute("data-ms")) == t.latency_p99_ms
+    assert int(page.locator("svg.pb-latency g.pb-hist").get_attribute("data-total")) == t.requests
+    page.screenshot(path=str(ARTIFACTS / "admin-trial-real.png"), full_page=True)
 
     # The report written by the sweep renders offline: every request but the file itself is refused.
     requests: list[str] = []

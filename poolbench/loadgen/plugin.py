@@ -92,6 +92,43 @@ def merge_lags(summaries: list[dict]) -> dict:
     }
 
 
+# poolbench's timeline, per wall-clock second, warm-up included: [requests, failures, sum of ms,
+# {ms rounded as Locust rounds: count}]. Workers send theirs with each report; the master adds them up.
+_seconds = {}
+
+
+def _rounded(ms):
+    # Locust's own rounding of response times (StatsEntry._log_time_of_request): 2 significant digits.
+    if ms < 100:
+        return round(ms)
+    return round(ms, -1 if ms < 1000 else -2 if ms < 10000 else -3)
+
+
+@events.request.add_listener
+def _count_second(response_time=0, exception=None, **kwargs):
+    bucket = _seconds.setdefault(int(time.time()), [0, 0, 0.0, {}])
+    bucket[0] += 1
+    bucket[1] += exception is not None
+    bucket[2] += response_time or 0
+    key = _rounded(response_time or 0)
+    bucket[3][key] = bucket[3].get(key, 0) + 1
+
+
+def _seconds_out():
+    # String keys and pairs: the workers' reports go through msgpack, which wants simple maps.
+    return {str(s): [n, f, total, list(h.items())] for s, (n, f, total, h) in _seconds.items()}
+
+
+def _add_seconds(sent):
+    for sec, (n, f, total, hist) in (sent or {}).items():
+        bucket = _seconds.setdefault(int(sec), [0, 0, 0.0, {}])
+        bucket[0] += n
+        bucket[1] += f
+        bucket[2] += total
+        for key, count in hist:
+            bucket[3][key] = bucket[3].get(key, 0) + count
+
+
 @events.init.add_listener
 def _init(environment, **kwargs):
     runner = environment.runner
@@ -143,6 +180,8 @@ def _worker_rate(environment, msg, **kwargs):
 
 def _mark_report(client_id, data, **kwargs):
     data["poolbench_window"] = bool(_state.get("window"))
+    data["poolbench_seconds"] = _seconds_out()
+    _seconds.clear()
     if arrivals.enabled():
         data["poolbench_arrivals"] = arrivals.take_counts()
     if _state.get("window"):
@@ -150,6 +189,7 @@ def _mark_report(client_id, data, **kwargs):
 
 
 def _add_window_report(client_id, data, **kwargs):
+    _add_seconds(data.get("poolbench_seconds"))
     if not data.get("poolbench_window"):
         return
     if data.get("poolbench_arrivals"):
@@ -309,6 +349,7 @@ def _write(environment, **kwargs):
         "all_requests": runner.stats.total.num_requests,
         "total": _entry(stats.total),
         "entries": [_entry(e) for e in stats.entries.values()],
+        "seconds": _seconds_out(),
         "arrivals": _arrivals(environment, distributed),
         "errors": [
             {

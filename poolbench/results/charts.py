@@ -65,14 +65,16 @@ def plottable(trials: Iterable[Any]) -> tuple[list[Any], list[Any], list[Any]]:
 
 
 def series_for(sweeps: Sequence[Any]) -> list[Series]:
-    """One series per sweep, or per pooled mode of a sweep that compared several: size 8 of Django's
-    pool and size 8 of a QueuePool are different configurations, their medians must not mix."""
+    """One series per sweep, or per pooled mode (and per server, for a workers x threads grid) of a sweep
+    that ran several: size 8 of Django's pool and size 8 of a QueuePool, or size 8 under 1x32 and under
+    2x32, are different configurations, their medians and spreads must not mix."""
     out: list[Series] = []
     for sweep in sweeps:
         trials = sorted(sweep.trials.all(), key=lambda t: t.index)
         points, references, rest = plottable(trials)
         name = f"#{sweep.pk} {sweep.vendor} {sweep.started_at:%Y-%m-%d %H:%M}"
-        modes = list(dict.fromkeys(t.mode for t in points))
+        several = (len({t.mode for t in points}) > 1, len({(t.workers, t.threads) for t in points}) > 1)
+        modes = list(dict.fromkeys(_config(t, *several) for t in points))
         if len(modes) <= 1:
             color = PALETTE[len(out) % len(PALETTE)]
             out.append(
@@ -81,7 +83,7 @@ def series_for(sweeps: Sequence[Any]) -> list[Series]:
             continue
         for j, mode in enumerate(modes):
             color = PALETTE[len(out) % len(PALETTE)]
-            mine = [t for t in points if t.mode == mode]
+            mine = [t for t in points if _config(t, *several) == mode]
             # The sweep's unplotted trials and reference lines are listed once, with its first mode.
             out.append(
                 Series(
@@ -95,6 +97,11 @@ def series_for(sweeps: Sequence[Any]) -> list[Series]:
                 )  # fmt: skip
             )
     return out
+
+
+def _config(t: Any, modes: bool, servers: bool) -> str:
+    """A series' name within its sweep: the mode and/or the server, where the sweep ran several."""
+    return " ".join(filter(None, [t.mode if modes else "", f"{t.workers}x{t.threads}" if servers else ""]))
 
 
 # Geometry of every chart, in SVG user units (the SVG scales to its container).
@@ -274,10 +281,18 @@ def _series_marks(plot: _Plot, s: Series, offset: float) -> list[str]:
     for size, vs in by_size.items():
         if len(vs) > 1:
             xx = plot.x(size) + offset
+            lo, hi = plot.y(min(vs)), plot.y(max(vs))
+            # The spread of the repeats, min to max: a shaded bar with whisker caps.
             parts.append(
-                f'<line class="pb-spread" x1="{xx:.1f}" x2="{xx:.1f}" '
-                f'y1="{plot.y(min(vs)):.1f}" y2="{plot.y(max(vs)):.1f}" '
+                f'<g class="pb-spread-bar" data-size="{size}" data-min="{min(vs)!r}" data-max="{max(vs)!r}">'
+                f'<line class="pb-spread" x1="{xx:.1f}" x2="{xx:.1f}" y1="{lo:.1f}" y2="{hi:.1f}" '
                 f'stroke="{color}" stroke-width="6" stroke-opacity="0.18" stroke-linecap="round"/>'
+                + "".join(
+                    f'<line x1="{xx - 7:.1f}" x2="{xx + 7:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" '
+                    'stroke-opacity="0.6" stroke-width="1.5"/>'
+                    for y in (lo, hi)
+                )
+                + "</g>"
             )
     seen: dict[int, int] = {}
     for t, v in values:

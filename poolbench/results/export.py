@@ -26,7 +26,7 @@ from django.utils.safestring import mark_safe
 
 from poolbench import __version__
 from poolbench.models import Sweep
-from poolbench.results import charts
+from poolbench.results import analysis, barcharts, charts
 from poolbench.results.heatmap import grid_svg
 from poolbench.results.tables import sweep_summary, trials_table
 from poolbench.wire import TIMING_PARTS
@@ -102,7 +102,7 @@ TRIAL_COLUMNS: list[tuple[str, str]] = [
 EXTRA_COLUMNS = ["error_count", "top_error"]
 COLUMNS = [c for c, _ in SWEEP_COLUMNS] + [c for c, _ in TRIAL_COLUMNS] + EXTRA_COLUMNS
 # Kept whole in JSON only.
-TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead"]
+TRIAL_JSON_FIELDS = ["errors", "notes", "error_text", "pool_stats", "db_stats", "cpu", "overhead", "timeline"]
 
 
 def _value(obj: Any, attr: str) -> Any:
@@ -173,8 +173,8 @@ def to_table(sweeps: Sequence[Sweep]) -> str:
 
 
 def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
-    """What a page needs to show one sweep: its trials, the four charts, the grid's heatmap, the
-    per-size summary, and what could not be drawn."""
+    """What a page needs to show one sweep: its trials, the four charts against pool size, the time-split
+    and CPU bars, the answer's formula, the grid's heatmap, the per-size summary, what could not be drawn."""
     series = charts.series_for([sweep])
     trials = sorted(sweep.trials.all(), key=lambda t: t.index)
     grid = len({(t.workers, t.threads) for t in trials}) > 1
@@ -182,6 +182,10 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
         "sweep": sweep,
         "trials": trials,
         "charts": charts.charts(series, prefix=prefix),
+        "bars": barcharts.sweep_bars(trials, prefix=f"{prefix}-bars"),
+        "formula_text": analysis.formula_text(sweep.formula) if sweep.formula else "",
+        # What limited the site (issue 13's bottleneck line); empty for sweeps stored before it.
+        "bottleneck": sweep.bottleneck,
         # Several workers x threads: req/s of each (concurrency, pool) cell as a heatmap.
         "heatmap": mark_safe(grid_svg(trials)) if grid else "",
         "sizes": [s for s in sweep.size_summaries.all() if s.size is not None],
@@ -202,14 +206,38 @@ def top_errors(sweep: Sweep, limit: int = 5) -> list[tuple[int, str]]:
 
 def compare_context(sweeps: Sequence[Sweep]) -> dict[str, Any]:
     series = charts.series_for(sweeps)
+    colors = {s.sweep_id: s.color for s in reversed(series)}  # a sweep's first series gives its colour
+    first = sweeps[0].recommended_size if sweeps else None
     return {
         "series": series,
         "charts": charts.charts(series, prefix="compare"),
         "rows": [
-            {"sweep": sw, "color": s.color, "trials": len(s.trials)}
-            for sw, s in zip(sweeps, series, strict=True)
+            {
+                "sweep": sw,
+                "color": colors.get(sw.pk, charts.PALETTE[0]),
+                "trials": sum(len(s.trials) for s in series if s.sweep_id == sw.pk),
+                # The recommended size against the first sweep's, the comparison's reference.
+                "reco_diff": (
+                    None if sw.recommended_size is None or first is None else sw.recommended_size - first
+                ),
+            }
+            for sw in sweeps
         ],
+        "size_rows": size_rows(sweeps),
     }
+
+
+def size_rows(sweeps: Sequence[Sweep]) -> list[dict[str, Any]]:
+    """Per pool size, each sweep's by-size summary side by side (None where it did not run that size)."""
+    by_sweep: list[dict[int, Any]] = []
+    for sw in sweeps:
+        got: dict[int, Any] = {}
+        for s in sw.size_summaries.all():
+            if s.size is not None:
+                got.setdefault(s.size, s)  # the sweep's first mode and server, as it ran them
+        by_sweep.append(got)
+    sizes = sorted({size for got in by_sweep for size in got})
+    return [{"size": size, "cells": [got.get(size) for got in by_sweep]} for size in sizes]
 
 
 def to_html(sweeps: Sequence[Sweep]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from django.utils import timezone
 
 from poolbench import backends
+from poolbench.measure import timeline
 from poolbench.measure.samplers import DatabaseConnections, ProcessCPU, Sampler
 from poolbench.models import Sweep, Trial
 from poolbench.results.rate import rate_line
@@ -164,6 +165,8 @@ class TrialRun:
         record_measurements(
             self.row, self.spec, self.output, self.server, self.db_sampler, self.cpu, self.options
         )
+        db = self.db_sampler
+        self.row.timeline = timeline.build(self.output, db.times if db else [], db.values if db else [])
         self.row.overhead["stats_s"] = round(time.monotonic() - t_stats, 3)
         self.measured = True
         if (self.row.requests or 0) <= (self.row.failures or 0):

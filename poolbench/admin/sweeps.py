@@ -1,8 +1,5 @@
-"""Read-only admin for sweeps and trials: lists, a sweep page with charts, a compare page and exports.
-
-Measured data is never edited from here: add, change and delete are refused for everyone, so Django shows
-its "view" pages. Who may look is Django's own business: staff users with the ``view`` permission.
-"""
+"""The sweep list, the sweep page (the answer, the by-size table, the charts, the trials), the compare
+page and the exports."""
 
 from __future__ import annotations
 
@@ -19,106 +16,30 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from poolbench.admin.common import TRIAL_COLUMNS, ReadOnlyMixin, TrialColumns, _ms
 from poolbench.models import SizeSummary, Sweep, Trial
 from poolbench.results import export, stale
-from poolbench.results.tables import cpu_cell
 
 
-class ReadOnlyMixin:
-    """Results are measurements: nobody adds, edits or deletes them through the admin."""
+class ModeFilter(admin.SimpleListFilter):
+    """The connection modes a sweep ran (its trials' modes: pool, queuepool, persistent, none)."""
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    title = "mode"
+    parameter_name = "mode"
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        modes = Trial.objects.order_by("mode").values_list("mode", flat=True).distinct()
+        return [(m, m) for m in modes]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-TRIAL_COLUMNS = (
-    "trial_link", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
-    "failures", "failure_pct_display", "peak_conns", "mean_conns", "wait_ms", "db_ms", "cores",
-    "start_s", "load_bound",
-)  # fmt: skip
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def _fine_ms(value: float | None) -> str:
-    # Pool waits are often fractions of a millisecond: two significant digits below 10 ms.
-    if value is None:
-        return "-"
-    return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
-
-
-class TrialColumns:
-    """Display columns shared by the inline and the trial list."""
-
-    @admin.display(description="#", ordering="index")
-    def trial_link(self, t: Trial) -> str:
-        url = reverse("admin:poolbench_trial_change", args=[t.pk])
-        return format_html('<a href="{}" title="trial details">{}</a>', url, t.index)
-
-    @admin.display(description="config")
-    def config(self, t: Trial) -> str:
-        return t.label
-
-    @admin.display(description="server")
-    def server(self, t: Trial) -> str:
-        return f"{t.workers}×{t.threads}"
-
-    @admin.display(description="req/s", ordering="rps")
-    def rps_display(self, t: Trial) -> str:
-        return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(t.rps), f"{t.rps:,.1f}")
-
-    @admin.display(description="p50 ms", ordering="latency_p50_ms")
-    def p50(self, t: Trial) -> str:
-        return _ms(t.latency_p50_ms)
-
-    @admin.display(description="p95 ms", ordering="latency_p95_ms")
-    def p95(self, t: Trial) -> str:
-        return _ms(t.latency_p95_ms)
-
-    @admin.display(description="p99 ms", ordering="latency_p99_ms")
-    def p99(self, t: Trial) -> str:
-        return _ms(t.latency_p99_ms)
-
-    @admin.display(description="fail %", ordering="failure_pct")
-    def failure_pct_display(self, t: Trial) -> str:
-        return f"{t.failure_pct:.1f}"
-
-    @admin.display(description="peak conns", ordering="peak_connections")
-    def peak_conns(self, t: Trial) -> Any:
-        return "-" if t.peak_connections is None else t.peak_connections
-
-    @admin.display(description="mean conns", ordering="mean_connections")
-    def mean_conns(self, t: Trial) -> str:
-        return "-" if t.mean_connections is None else f"{t.mean_connections:.1f}"
-
-    @admin.display(description="conn wait ms", ordering="acquire_mean_ms")
-    def wait_ms(self, t: Trial) -> str:
-        return _fine_ms(t.acquire_mean_ms)
-
-    @admin.display(description="db ms", ordering="db_mean_ms")
-    def db_ms(self, t: Trial) -> str:
-        return _fine_ms(t.db_mean_ms)
-
-    @admin.display(description="cpu load/srv/db", ordering="server_cores")
-    def cores(self, t: Trial) -> str:
-        return cpu_cell(t)
-
-    @admin.display(description="start s", ordering="server_start_s")
-    def start_s(self, t: Trial) -> str:
-        return "-" if t.server_start_s is None else f"{t.server_start_s:.1f}"
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Sweep]) -> QuerySet[Sweep]:
+        if self.value():
+            return queryset.filter(pk__in=Trial.objects.filter(mode=self.value()).values("sweep_id"))
+        return queryset
 
 
 SIZE_COLUMNS = (
-    "config", "server", "trials", "rps_display", "spread", "cv", "p99", "failure_pct_display", "load_bound",
-    "on_plateau", "recommended",
+    "config", "server", "trials", "rps_display", "interval", "spread", "cv", "p99", "failure_pct_display",
+    "load_bound", "on_plateau", "recommended",
 )  # fmt: skip
 
 
@@ -149,6 +70,13 @@ class SizeSummaryInline(ReadOnlyMixin, admin.TabularInline):
     def rps_display(self, s: SizeSummary) -> str:
         return format_html('<span class="pb-rps" data-rps="{}">{}</span>', repr(s.rps), f"{s.rps:,.1f}")
 
+    @admin.display(description="95% interval")
+    def interval(self, s: SizeSummary) -> str:
+        # Of the median req/s, over the repeats (results/decision.py); "-" for fewer than it needs.
+        if s.rps_ci_low is None or s.rps_ci_high is None:
+            return "-"
+        return f"{s.rps_ci_low:,.1f}-{s.rps_ci_high:,.1f}"
+
     @admin.display(description="min-max")
     def spread(self, s: SizeSummary) -> str:
         return f"{s.rps_min:,.1f}-{s.rps_max:,.1f}"
@@ -178,11 +106,13 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 @admin.register(Sweep)
 class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
-        "when", "target_display", "sizes_display", "status", "best_display", "recommended",
-        "gate_passed", "trial_count",
+        "when", "target_display", "sizes_display", "status_display", "recommended", "best_display",
+        "bottleneck_display", "trial_count",
     )  # fmt: skip
     list_display_links = ("when",)
-    list_filter = ("vendor", "status", ("started_at", admin.DateFieldListFilter), "embedded", "gate_passed")
+    list_filter = (
+        "vendor", ModeFilter, "status", ("started_at", admin.DateFieldListFilter), "embedded", "gate_passed",
+    )  # fmt: skip
     search_fields = ("target", "alias", "vendor", "db_version", "command", "recommendation", "message")
     date_hierarchy = "started_at"
     list_per_page = 50
@@ -195,7 +125,10 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "Target",
             {"fields": (("vendor", "alias", "embedded"), "target", ("db_version", "db_max_connections"))},
         ),
-        ("Result", {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation")}),
+        (
+            "Result",
+            {"fields": (("best_size", "best_rps"), "recommended_size", "recommendation", "bottleneck")},
+        ),
         (
             "Formula and gates",
             {
@@ -212,7 +145,7 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     readonly_fields = (
         "status", "message", "started_at", "finished_at", "command", "vendor", "alias", "embedded", "target",
-        "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation",
+        "db_version", "db_max_connections", "best_size", "best_rps", "recommended_size", "recommendation", "bottleneck",
         "sizes", "server", "load", "options", "host", "formula_connections", "formula_per_worker",
         "formula_workers", "formula_cores", "formula_spindles", "formula_cores_source", "gate_passed",
         "gate_size", "gate_fail_under_rps", "gate_max_failure_rate", "gate_max_p99_ms", "gate_breaches",
@@ -234,12 +167,29 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def target_display(self, sweep: Sweep) -> str:
         embedded = " (embedded)" if sweep.embedded else ""
         return format_html(
-            "<b>{}</b> · {}<br><small>{}{}</small>", sweep.vendor, sweep.alias, sweep.target, embedded
+            '<b>{}</b> · {}<br><small style="word-break: break-all">{}{}</small>',
+            sweep.vendor,
+            sweep.alias,
+            sweep.target,
+            embedded,
         )
 
     @admin.display(description="sizes")
     def sizes_display(self, sweep: Sweep) -> str:
         return ", ".join(str(s) for s in sweep.sizes or [])
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, sweep: Sweep) -> str:
+        if sweep.status != Sweep.Status.RUNNING:
+            return sweep.status
+        # A running sweep's trials so far: each is saved as it ends (the last one may still be running).
+        trials = list(sweep.trials.only("status", "rps"))
+        done = sum(1 for t in trials if t.status != Trial.Status.RUNNING)
+        best = max((t.rps for t in trials if t.status == Trial.Status.OK), default=None)
+        so_far = f", best so far {best:,.1f} req/s" if best is not None else ""
+        return format_html(
+            '<b class="pb-running">running</b><br><small>{} trial(s) done{}</small>', done, so_far
+        )
 
     @admin.display(description="best req/s (size)", ordering="best_rps")
     def best_display(self, sweep: Sweep) -> str:
@@ -250,6 +200,12 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     @admin.display(description="recommended", ordering="recommended_size")
     def recommended(self, sweep: Sweep) -> Any:
         return sweep.recommended_size if sweep.recommended_size is not None else "-"
+
+    @admin.display(description="bottleneck", ordering="bottleneck_resource")
+    def bottleneck_display(self, sweep: Sweep) -> str:
+        if not sweep.bottleneck_resource:
+            return "-"
+        return format_html('<span title="{}">{}</span>', sweep.bottleneck, sweep.bottleneck_resource)
 
     @admin.display(description="trials", ordering="trial_count")
     def trial_count(self, sweep: Sweep) -> int:
@@ -331,41 +287,3 @@ def _download(text: str, content_type: str, ext: str) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="poolbench-sweeps-{stamp}.{ext}"'
     return response
-
-
-@admin.register(Trial)
-class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
-    list_display = ("__str__", "sweep_link", *TRIAL_COLUMNS[2:])
-    list_filter = ("status", "mode", "sweep__vendor", "load_bound", "workers", "threads")
-    search_fields = ("error_text", "sweep__target", "sweep__alias")
-    list_select_related = ("sweep",)
-    fieldsets = (
-        (None, {"fields": ("sweep", ("index", "repeat", "status"), ("started_at", "finished_at"), "notes")}),
-        ("Configuration", {"fields": (
-            ("mode", "pool_size", "pool_min", "max_overflow"), ("pool_timeout", "conn_max_age"),
-            ("workers", "threads", "max_db_connections", "users"),
-        )}),
-        ("Measured", {"fields": (
-            ("duration_s", "requests", "failures", "failure_pct", "rps"),
-            ("latency_avg_ms", "latency_min_ms", "latency_max_ms"),
-            ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_p999_ms"),
-            "load_bound", "errors", "error_text",
-        )}),
-        ("Database, time split, CPU", {"fields": (
-            ("peak_connections", "mean_connections"),
-            ("acquire_mean_ms", "acquire_p95_ms", "db_mean_ms", "db_p95_ms"),
-            ("app_mean_ms", "app_p95_ms", "total_mean_ms", "total_p95_ms"),
-            ("load_cores", "server_cores", "database_cores"), ("server_start_s", "warmup_s"),
-        )}),
-        ("Pool, database and machine", {"classes": ("collapse",), "fields": (
-            "pool_stats", "db_stats", "cpu", "timing", "overhead", "endpoints", "response_times",
-        )}),
-    )  # fmt: skip
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Trial._meta.fields]
-
-    @admin.display(description="sweep", ordering="sweep")
-    def sweep_link(self, t: Trial) -> str:
-        url = reverse("admin:poolbench_sweep_change", args=[t.sweep_id])
-        return format_html('<a href="{}">#{}</a>', url, t.sweep_id)
