@@ -266,7 +266,7 @@ def _server_cpu(best: Figures, smallest: Figures, matters: bool | None, clause: 
     free = None if best.host_cores is None or not best.cpu_count else best.cpu_count - best.host_cores
     others = _others(best)
     caveat = ""
-    if free is not None and free < 1 - HOST_SATURATED:
+    if _host_full(best):
         if others < OTHERS_CORES:
             return None  # the sweep's own processes fill the machine: adding workers cannot help (the host)
         caveat = (

@@ -37,6 +37,19 @@ def test_default_sweep_is_the_servers_cpu_and_the_size_does_not_matter():
     assert "wanted 1.00 core" in found.line
 
 
+def test_two_workers_that_fill_the_host_are_the_hosts_case_not_add_workers():
+    # The default sweep with 2 workers x 32 on 2 cores (make sweep, 2026-12-01): the host 1.83 of 2
+    # cores busy, 0.17 free. "Add workers" would be wrong: there is no core for a third one.
+    trials = [
+        trial(i, size, rps, server=1.25, busiest=5.9, db=0.13, load=0.28, host=1.83, workers=2, python=0.5)
+        for i, (size, rps) in enumerate([(5, 1517), (10, 1684), (16, 1600), (200, 1580)], 1)
+    ]
+    found = diagnose(trials, 0.05)
+    assert found.resource == "the host", found.line
+    assert "add workers" not in found.line
+    assert "cores were 92% busy" in found.line
+
+
 def test_pool_when_waiting_dominates_and_bigger_sizes_are_faster():
     trials = [
         trial(1, 2, 95, server=0.1, host=0.4, pool_wait=300.0, queue=5.0, total=320.0),
