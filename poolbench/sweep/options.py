@@ -294,6 +294,8 @@ def with_defaults(opts: Mapping[str, Any]) -> dict[str, Any]:
         server.text,
     )
     values["expect_workers"] = values["expect_workers"] or 0
+    if values.get("find_capacity") and opts.get("repeat") is None:
+        values["repeat"] = 1  # the search runs one trial per rate it tries: REPEAT is for the other sweeps
     if values["seed"] is None and (values["repeat"] or 1) > 1:
         values["seed"] = secrets.randbelow(MAX_SEED + 1)  # a fresh order, recorded to replay it
     return values

@@ -83,3 +83,18 @@ def test_users_are_provisioned_for_one_second_of_arrivals_unless_given():
         and closed.rate is None
         and [str(t) for t in closed.gates.slo] == ["p99<100ms"]
     )
+
+
+@pytest.mark.django_db
+def test_find_capacity_runs_one_trial_per_rate_under_the_default_repeat(settings):
+    # The shipped default REPEAT is 5 (tests pin 1): --find-capacity must not refuse the default, only
+    # a --repeat given on its command line.
+    settings.POOLBENCH = {**settings.POOLBENCH, "REPEAT": 5}
+    capacity = build_options({"find_capacity": True, "slo": "p99<250ms", "sizes": "2,8"})
+    assert capacity.find_capacity and {s.repeat for s in capacity.plan.specs} == {1}
+    closed = build_options({"sizes": "2,8"})
+    assert max(s.repeat for s in closed.plan.specs) == 5 and len(closed.plan.specs) == 10
+    assert_refused(
+        ["--find-capacity", "--repeat", "3", *SLO],
+        "--find-capacity runs one trial per rate it tries; drop --repeat (or give --repeat 1)",
+    )
