@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from poolbench.models import SizeCapacity, Sweep, Trial
+from poolbench.models import SizeCapacity, Sweep
 from poolbench.results import export, slo, usl
 from tests.sample_sweeps import make_sweep
 from tests.test_admin_browser import ARTIFACTS, login, page, viewer  # noqa: F401  (page: a fixture)
@@ -56,7 +56,9 @@ def test_rate_mode_sweep_shows_target_achieved_and_each_slo_verdict(page, live_s
     heads = table.locator("thead th").all_text_contents()
     assert heads[-3:] == ["p99<100ms", "errors<1%", "SLO"]
     trials = list(sweep.trials.order_by("index"))
-    assert [float(v) for v in cells(page, "#pb-rate tbody tr", "achieved")] == [t.achieved_rate for t in trials]
+    assert [float(v) for v in cells(page, "#pb-rate tbody tr", "achieved")] == [
+        t.achieved_rate for t in trials
+    ]
     assert [float(v) for v in cells(page, "#pb-rate tbody tr", "target")] == [500.0] * 3
     assert table.locator("td.pb-late").all_inner_texts() == ["911", "3", "0"]
     assert table.locator("td.pb-dropped").all_inner_texts() == ["75", "0", "0"]
@@ -82,7 +84,7 @@ def test_rate_mode_sweep_shows_target_achieved_and_each_slo_verdict(page, live_s
 
 def capacity_sweep() -> Sweep:
     sweep = make_sweep(
-        [{"pool_size": s, "rps": r, "target_rate": r} for s, r in ((4, 300.0), (8, 610.0), (16, 640.0), (32, 0.5))],
+        [{"pool_size": s, "rps": r, "target_rate": r, "achieved_rate": r, "rate_offered": True} for s, r in ((4, 300.0), (8, 610.0), (16, 640.0), (32, 0.5))],
         options={"slo": ["p99<100ms"]}, recommended_size=8,
     )  # fmt: skip
     found = {4: 312.5, 8: 618.75, 16: 640.125, 32: None}
@@ -116,6 +118,7 @@ def test_capacity_sweep_shows_table_and_bars_with_best_and_recommended(page, liv
     assert "none met" in page.locator('#pb-capacity tr[data-size="32"]').inner_text()
     assert "300+, 700-" in page.locator('#pb-capacity tr[data-size="8"]').inner_text()
     page.screenshot(path=str(ARTIFACTS / "admin-capacity.png"), full_page=True)
+    page.locator("#chart-capacity").screenshot(path=str(ARTIFACTS / "admin-capacity-chart.png"))
     report = tmp_path / "report.html"
     report.write_text(export.to_html(export.load_trials_of([sweep])), encoding="utf-8")
     page.goto(report.as_uri())
@@ -152,7 +155,13 @@ def test_usl_curve_on_the_rps_chart_with_its_figures(page, live_server, tmp_path
     expected = usl.sweep_fit(trials)
     assert float(curve.get_attribute("data-r2")) == pytest.approx(1.0, abs=1e-9)
     points = json.loads(curve.get_attribute("data-points"))
-    assert [p[0] for p in points] == [2, 4, 8, 16, 32] and [p[1] for p in points] == [2.0, 4.0, 7.5, 15.0, 28.0]
+    assert [p[0] for p in points] == [2, 4, 8, 16, 32] and [p[1] for p in points] == [
+        2.0,
+        4.0,
+        7.5,
+        15.0,
+        28.0,
+    ]
     for size, _, fitted in points:  # over each size, the fitted value is that size's stored req/s
         assert fitted == pytest.approx(next(t.rps for t in trials if t.pool_size == size), rel=1e-6)
     # The curve passes through the chart's own point of each size (same axes).
@@ -175,6 +184,7 @@ def test_usl_curve_on_the_rps_chart_with_its_figures(page, live_server, tmp_path
     assert got == [s.vs_best for s in sweep.size_summaries.all() if s.vs_best is not None]
     assert "424242" in page.locator("#content").inner_text()
     page.screenshot(path=str(ARTIFACTS / "admin-usl.png"), full_page=True)
+    page.locator('svg.pb-chart[data-metric="rps"]').screenshot(path=str(ARTIFACTS / "admin-usl-chart.png"))
     page.goto(f"{live_server.url}/admin/poolbench/trial/{trials[2].pk}/change/")
     headline = page.locator("#pb-headline").inner_text()
     assert re.search(r"host CPU\s+1.97 cores saturated", headline)
@@ -183,7 +193,7 @@ def test_usl_curve_on_the_rps_chart_with_its_figures(page, live_server, tmp_path
     report = tmp_path / "report.html"
     report.write_text(export.to_html(export.load_trials_of([sweep])), encoding="utf-8")
     page.goto(report.as_uri())
-    assert page.locator(f'#sweep{sweep.pk}-rps polyline.pb-usl').count() == 1
+    assert page.locator(f"#sweep{sweep.pk}-rps polyline.pb-usl").count() == 1
     assert "1.97 saturated" in page.locator(f'#sweep-{sweep.pk} tr[data-trial="3"] td.pb-host').inner_text()
     assert "424242" in page.locator(f"#pb-seed-{sweep.pk}").inner_text()
     page.screenshot(path=str(ARTIFACTS / "report-usl.png"), full_page=True)

@@ -81,7 +81,9 @@ class SizeSummaryInline(ReadOnlyMixin, admin.TabularInline):
     @admin.display(description="vs best (95% interval)")
     def vs_best_display(self, s: SizeSummary) -> str:
         # Throughput against the mode's best size, paired by pass (results/decision.py).
-        return format_html('<span class="pb-vs-best" data-vs-best="{}">{}</span>', repr(s.vs_best), vs_best_cell(s))
+        return format_html(
+            '<span class="pb-vs-best" data-vs-best="{}">{}</span>', repr(s.vs_best), vs_best_cell(s)
+        )
 
     @admin.display(description="min-max")
     def spread(self, s: SizeSummary) -> str:

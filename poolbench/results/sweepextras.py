@@ -47,8 +47,14 @@ def _verdict(v: dict[str, Any] | None) -> dict[str, Any]:
         return {"passed": None, "value": None, "text": "-"}
     unit = "%" if v.get("metric") == "errors" else " ms"
     value = v.get("value")
-    shown = "no figure" if value is None else f"{value:,.3g}{unit}" if abs(value) < 10 else f"{value:,.0f}{unit}"
-    return {"passed": bool(v["passed"]), "value": value, "text": f"{'pass' if v['passed'] else 'FAIL'} ({shown})"}
+    shown = (
+        "no figure" if value is None else f"{value:,.3g}{unit}" if abs(value) < 10 else f"{value:,.0f}{unit}"
+    )
+    return {
+        "passed": bool(v["passed"]),
+        "value": value,
+        "text": f"{'pass' if v['passed'] else 'FAIL'} ({shown})",
+    }
 
 
 def capacity_context(sweep: Any, prefix: str = "chart") -> dict[str, Any] | None:
@@ -57,7 +63,10 @@ def capacity_context(sweep: Any, prefix: str = "chart") -> dict[str, Any] | None
     if not caps:
         return None
     rows = [
-        {"cap": c, "tried": ", ".join(f"{s['rate']:g}{'+' if s['passed'] else '-'}" for s in c.steps if "rate" in s)}
+        {
+            "cap": c,
+            "tried": ", ".join(f"{s['rate']:g}{'+' if s['passed'] else '-'}" for s in c.steps if "rate" in s),
+        }
         for c in caps
     ]
     return {
@@ -103,8 +112,8 @@ def capacity_chart(caps: Sequence[Any], *, chart_id: str) -> SafeString:
             f"{escape(label)}</text></g>"
         )
     out.append(
-        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle" fill="#333">pool size; '
-        "green: the smallest within tolerance of the best (recommended), blue: the best</text></svg>"
+        f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle" fill="#333">pool size '
+        "(green: recommended, blue: best)</text></svg>"
     )
     return mark_safe("".join(out))
 
@@ -133,7 +142,9 @@ class USLOverlay:
         for i, (a, b) in enumerate(zip(self.sizes, self.sizes[1:], strict=False)):
             for k in range(0 if i == 0 else 1, self.steps + 1):
                 f = k / self.steps
-                size = math.exp(math.log(a) + f * (math.log(b) - math.log(a))) if plot.x.log else a + f * (b - a)
+                size = (
+                    math.exp(math.log(a) + f * (math.log(b) - math.log(a))) if plot.x.log else a + f * (b - a)
+                )
                 n = self.used[i] + f * (self.used[i + 1] - self.used[i])
                 pts.append(f"{plot.x(size):.1f},{plot.y(self.fit.predict(n)):.1f}")
         data = json.dumps([[s, n, y] for s, n, y in zip(self.sizes, self.used, self.fitted, strict=True)])
