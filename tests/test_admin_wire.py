@@ -208,3 +208,16 @@ def test_a_poor_fit_is_printed_not_drawn(transactional_db):
     html = export.to_html(export.load_trials_of([sweep]))
     assert "pb-usl" in html and 'class="pb-usl"' not in html
     assert "The fit is poor" in html and "Not drawn: the fit is poor." in html
+
+
+def test_data_that_do_not_bend_are_drawn_and_say_no_peak_in_range(transactional_db):
+    # Throughput proportional to the connections in use: kappa 0, the curve drawn, no peak claimed.
+    sweep = make_sweep(
+        [{"pool_size": s, "rps": 100.0 * s, "mean_connections": float(s)} for s in (2, 4, 8, 16)]
+    )
+    html = export.to_html(export.load_trials_of([sweep]))
+    assert html.count('class="pb-usl"') == 1
+    assert "no peak within the measured range" in html and "Predicted peak" not in html
+    f = usl.sweep_fit(list(sweep.trials.all()))
+    assert not f.peak_in_range and f.kappa == pytest.approx(0.0, abs=1e-6)
+    assert ("none (kappa 0)" if f.n_star is None else f"{f.n_star:.1f} connections") in html
