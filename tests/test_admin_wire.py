@@ -221,3 +221,12 @@ def test_data_that_do_not_bend_are_drawn_and_say_no_peak_in_range(transactional_
     f = usl.sweep_fit(list(sweep.trials.all()))
     assert not f.peak_in_range and f.kappa == pytest.approx(0.0, abs=1e-6)
     assert ("none (kappa 0)" if f.n_star is None else f"{f.n_star:.1f} connections") in html
+
+
+def test_sizes_that_share_a_concurrency_say_the_fit_was_not_done(transactional_db):
+    # Pools of 4 and 8 that both used 8 connections (as a real busy-machine sweep did): 3 concurrencies.
+    used = {2: 4.0, 4: 8.0, 8: 8.0, 16: 16.0}
+    sweep = make_sweep([{"pool_size": s, "rps": 900.0 + s, "mean_connections": n} for s, n in used.items()])
+    html = export.to_html(export.load_trials_of([sweep]))
+    assert "USL fit: not done: the 4 sizes used only 3 distinct concurrencies." in html
+    assert 'class="pb-usl"' not in html

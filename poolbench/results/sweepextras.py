@@ -161,13 +161,15 @@ class USLOverlay:
 def usl_context(trials: Sequence[Any]) -> dict[str, Any] | None:
     """The fit's figures, its sentence(s) and the overlay (None: the sweep has too few sizes)."""
     points, sizes = usl.sweep_points(trials)
-    if len({n for n, _ in points}) < usl.MIN_SIZES:
+    if len(sizes) < usl.MIN_SIZES:
         return None
+    if len({n for n, _ in points}) < usl.MIN_SIZES:  # as the terminal says it: "not done: ..."
+        return {"fit": None, "message": " ".join(usl.report_lines(trials))}
     try:
         f = usl.fit(points, sizes)
         lines = usl.report_lines(trials)
     except (RuntimeError, ValueError) as exc:  # curve_fit found no fit
-        return {"fit": None, "error": str(exc)}
+        return {"fit": None, "message": f"USL fit: not found ({exc})."}
     drawn = not f.poor  # as usl.sweep_curve: a poor fit is printed, not drawn
     return {
         "fit": f,
