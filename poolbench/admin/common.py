@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from poolbench.models import Trial
+from poolbench.results.pages import host_cell, lag_cell
 from poolbench.results.tables import cpu_cell
 
 
@@ -29,7 +30,7 @@ class ReadOnlyMixin:
 TRIAL_COLUMNS = (
     "trial_link", "config", "status", "server", "users", "requests", "rps_display", "p50", "p95", "p99",
     "failures", "failure_pct_display", "peak_conns", "mean_conns", "wait_ms", "db_ms", "cores",
-    "start_s", "load_bound",
+    "start_s", "load_bound", "host_cpu", "load_lag",
 )  # fmt: skip
 
 
@@ -103,3 +104,12 @@ class TrialColumns:
     @admin.display(description="start s", ordering="server_start_s")
     def start_s(self, t: Trial) -> str:
         return "-" if t.server_start_s is None else f"{t.server_start_s:.1f}"
+
+    @admin.display(description="host cores", ordering="host_cores")
+    def host_cpu(self, t: Trial) -> str:
+        # The whole machine's CPU in the window; "saturated": the figures may be the host's limit.
+        return host_cell(t)
+
+    @admin.display(description="load lag ms mean/p99/max", ordering="load_lag_ms")
+    def load_lag(self, t: Trial) -> str:
+        return lag_cell(t)

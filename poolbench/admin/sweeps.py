@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from poolbench.admin.common import TRIAL_COLUMNS, ReadOnlyMixin, TrialColumns, _ms
 from poolbench.models import SizeSummary, Sweep, Trial
 from poolbench.results import export, stale
+from poolbench.results.tables import vs_best_cell
 
 
 class ModeFilter(admin.SimpleListFilter):
@@ -38,7 +39,7 @@ class ModeFilter(admin.SimpleListFilter):
 
 
 SIZE_COLUMNS = (
-    "config", "server", "trials", "rps_display", "interval", "spread", "cv", "p99", "failure_pct_display",
+    "config", "server", "trials", "rps_display", "interval", "vs_best_display", "spread", "cv", "p99", "failure_pct_display",
     "load_bound", "on_plateau", "recommended",
 )  # fmt: skip
 
@@ -76,6 +77,13 @@ class SizeSummaryInline(ReadOnlyMixin, admin.TabularInline):
         if s.rps_ci_low is None or s.rps_ci_high is None:
             return "-"
         return f"{s.rps_ci_low:,.1f}-{s.rps_ci_high:,.1f}"
+
+    @admin.display(description="vs best (95% interval)")
+    def vs_best_display(self, s: SizeSummary) -> str:
+        # Throughput against the mode's best size, paired by pass (results/decision.py).
+        return format_html(
+            '<span class="pb-vs-best" data-vs-best="{}">{}</span>', repr(s.vs_best), vs_best_cell(s)
+        )
 
     @admin.display(description="min-max")
     def spread(self, s: SizeSummary) -> str:
@@ -120,7 +128,7 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [SizeSummaryInline, TrialInline]
     change_form_template = "admin/poolbench/sweep/change_form.html"
     fieldsets = (
-        (None, {"fields": ("status", "message", ("started_at", "finished_at"), "command")}),
+        (None, {"fields": ("status", "message", ("started_at", "finished_at"), "command", "seed")}),
         (
             "Target",
             {"fields": (("vendor", "alias", "embedded"), "target", ("db_version", "db_max_connections"))},

@@ -164,8 +164,10 @@ class _Plot:
         return TOP + plot_h - (v / self.ymax) * plot_h
 
 
-def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> SafeString:
-    """One SVG chart of ``metric`` against pool size: a point per trial, a line through the medians."""
+def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "", overlay: Any = None) -> SafeString:
+    """One SVG chart of ``metric`` against pool size: a point per trial, a line through the medians.
+    ``overlay`` (e.g. the USL fit, results/sweepextras.py) has ``top`` (its highest value, for the y
+    scale) and ``marks(plot)`` (its SVG, drawn on the chart's own axes)."""
     points = [(s, t, getattr(t, metric.field)) for s in series for t in s.trials]
     points = [(s, t, v) for s, t, v in points if v is not None]
     refs = [(s, t, getattr(t, metric.field)) for s in series for t in s.references]
@@ -179,13 +181,15 @@ def chart(metric: Metric, series: Sequence[Series], *, chart_id: str = "") -> Sa
     plot = _Plot(
         metric,
         _XScale([t.pool_size for _, t, _ in points] or [1]),
-        _nice_max(max(v for _, _, v in points + refs) * 1.05),
+        _nice_max(max([v for _, _, v in points + refs] + [overlay.top if overlay else 0]) * 1.05),
     )
     parts = [head, *_axes(plot, sorted({t.pool_size for _, t, _ in points}))]
     parts += _reference_lines(plot, refs)
     offsets = _offsets(series)
     for s in series:
         parts += _series_marks(plot, s, offsets[s.name])
+    if overlay is not None and points:
+        parts += overlay.marks(plot)
     if len(series) > 1 or any(s.mode for s in series):
         parts.append(_legend(series))
     parts.append("</svg>")
@@ -348,6 +352,10 @@ def _legend(series: Sequence[Series]) -> str:
     return "".join(parts)
 
 
-def charts(series: Sequence[Series], prefix: str = "chart") -> list[SafeString]:
-    """The four charts of a page: requests/s, p95, p99 and failure % against pool size."""
-    return [chart(m, series, chart_id=f"{prefix}-{m.field}") for m in METRICS]
+def charts(
+    series: Sequence[Series], prefix: str = "chart", overlays: dict[str, Any] | None = None
+) -> list[SafeString]:
+    """The four charts of a page: requests/s, p95, p99 and failure % against pool size; ``overlays``
+    maps a metric's field to a curve drawn on its chart."""
+    overlays = overlays or {}
+    return [chart(m, series, chart_id=f"{prefix}-{m.field}", overlay=overlays.get(m.field)) for m in METRICS]

@@ -26,7 +26,7 @@ from django.utils.safestring import mark_safe
 
 from poolbench import __version__
 from poolbench.models import Sweep
-from poolbench.results import analysis, barcharts, charts
+from poolbench.results import analysis, barcharts, charts, sweepextras
 from poolbench.results.heatmap import grid_svg
 from poolbench.results.tables import sweep_summary, trials_table
 from poolbench.wire import TIMING_PARTS
@@ -178,10 +178,12 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
     series = charts.series_for([sweep])
     trials = sorted(sweep.trials.all(), key=lambda t: t.index)
     grid = len({(t.workers, t.threads) for t in trials}) > 1
+    fit = sweepextras.usl_context(trials)
+    overlay = (fit or {}).get("overlay")
     return {
         "sweep": sweep,
         "trials": trials,
-        "charts": charts.charts(series, prefix=prefix),
+        "charts": charts.charts(series, prefix=prefix, overlays={"rps": overlay} if overlay else None),
         "bars": barcharts.sweep_bars(trials, prefix=f"{prefix}-bars"),
         "formula_text": analysis.formula_text(sweep.formula) if sweep.formula else "",
         # What limited the site (issue 13's bottleneck line); empty for sweeps stored before it.
@@ -192,6 +194,10 @@ def sweep_context(sweep: Sweep, prefix: str = "chart") -> dict[str, Any]:
         "unplotted": series[0].unplotted,
         "references": series[0].references,
         "top_errors": top_errors(sweep),
+        # Rate mode and --slo, --find-capacity and the USL fit (results/sweepextras.py); None without.
+        "rate": sweepextras.rate_context(trials),
+        "capacity": sweepextras.capacity_context(sweep, prefix=prefix),
+        "usl": fit,
     }
 
 
@@ -359,5 +365,8 @@ def write(path: Path, text: str) -> None:
 def load_trials_of(sweeps: Sequence[Sweep]) -> list[Sweep]:
     """The sweeps with their trials fetched in one query each way."""
     ids = [s.pk for s in sweeps]
-    fetched = {s.pk: s for s in Sweep.objects.filter(pk__in=ids).prefetch_related("trials", "size_summaries")}
+    fetched = {
+        s.pk: s
+        for s in Sweep.objects.filter(pk__in=ids).prefetch_related("trials", "size_summaries", "capacities")
+    }
     return [fetched[i] for i in ids if i in fetched]

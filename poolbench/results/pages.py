@@ -79,7 +79,25 @@ def headline(t: Any) -> list[tuple[str, str]]:
         ("DB connections mean", number(t.mean_connections)),
         ("warm-up", number(t.warmup_s, "s")),
         ("server start", number(t.server_start_s, "s")),
+        ("host CPU", host_cell(t, unit=" cores")),
+        ("load generator lag", lag_cell(t, unit=" ms")),
     ]
+
+
+def host_cell(t: Any, unit: str = "") -> str:
+    """The whole host's mean busy cores in the window, and "saturated" when the host ran out of CPU
+    (results/saturation.py): then the figures may be the machine's limit, not the pool's."""
+    if t.host_cores is None:
+        return "saturated" if t.host_cpu_saturated else "-"
+    return f"{t.host_cores:.2f}{unit}" + (" saturated" if t.host_cpu_saturated else "")
+
+
+def lag_cell(t: Any, unit: str = "") -> str:
+    """Locust's event-loop lag in the window: mean / p99 / max (ms), "-" where not measured."""
+    got = (t.load_lag_ms, t.load_lag_p99_ms, t.load_lag_max_ms)
+    if all(v is None for v in got):
+        return "-"
+    return "/".join("-" if v is None else f"{v:.1f}" for v in got) + unit
 
 
 def timing_rows(t: Any) -> list[dict[str, str]]:
