@@ -197,6 +197,7 @@ def test_compare_page_puts_sizes_and_recommendations_side_by_side(page, live_ser
     b = make_sweep(
         [{"pool_size": s, "rps": r} for s, r in ((2, 300.5), (4, 650.75), (8, 640.0))], minutes_ago=20,
         best_size=4, best_rps=650.75, recommended_size=4, recommendation="Size 4.",
+        bottleneck="Bottleneck: the pool - at pool 2 requests waited 40 ms - a larger pool",
     )  # fmt: skip
     viewer()
     login(page, live_server, "viewer")
@@ -219,6 +220,11 @@ def test_compare_page_puts_sizes_and_recommendations_side_by_side(page, live_ser
         assert p99 == [
             t.latency_p99_ms for t in sweep.trials.order_by("index") if t.status == Trial.Status.OK
         ]
+    # The answers and the bottleneck lines side by side, as stored on each sweep.
+    for sweep in (a, b):
+        answer = page.locator(f'#pb-compare-answers tbody tr[data-sweep="{sweep.pk}"]')
+        assert answer.locator("td.pb-why").inner_text() == sweep.recommendation
+        assert answer.locator("td.pb-bottleneck").inner_text() == (sweep.bottleneck or "-")
     page.screenshot(path=str(ARTIFACTS / "admin-compare-sizes.png"), full_page=True)
 
 
