@@ -119,15 +119,15 @@ def test_admin_sweep_page_shows_the_size_summary_inline(viewer):
 def test_admin_trial_list_sorts_by_the_result_columns(viewer):
     sweep = make_sweep(
         [
-            {"pool_size": 8, "rps": 1.0, "mean_connections": 2.5, "acquire_mean_ms": 0.5},
-            {"pool_size": 2, "rps": 2.0, "mean_connections": 7.5, "acquire_mean_ms": 9.0},
-            {"pool_size": 4, "rps": 3.0, "mean_connections": 0.5, "acquire_mean_ms": 3.0},
+            {"pool_size": 8, "rps": 1.0, "mean_connections": 2.5, "pool_wait_mean_ms": 0.5},
+            {"pool_size": 2, "rps": 2.0, "mean_connections": 7.5, "pool_wait_mean_ms": 9.0},
+            {"pool_size": 4, "rps": 3.0, "mean_connections": 0.5, "pool_wait_mean_ms": 3.0},
         ]
     )
     url = reverse("admin:poolbench_trial_changelist")
     columns = viewer.get(url).context["cl"].list_display
     for column, field in (("peak_conns", "peak_connections"), ("mean_conns", "mean_connections"),
-                          ("wait_ms", "acquire_mean_ms")):  # fmt: skip
+                          ("wait_ms", "pool_wait_mean_ms")):  # fmt: skip
         o = columns.index(column)  # the changelist's ?o= counts its columns from 0
         for sign, reverse_order in (("", False), ("-", True)):
             result = viewer.get(url, {"o": f"{sign}{o}"}).context["cl"].result_list

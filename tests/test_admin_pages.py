@@ -36,7 +36,9 @@ DB_STATS = {"counted": "pg_stat_activity, application_name", "samples": 25, "pea
 RICH = {
     "response_times": HISTOGRAM, "timeline": TIMELINE, "latency_min_ms": 6.08723799998802,
     "latency_avg_ms": 23.08723799998802, "latency_p90_ms": 41.0, "latency_p999_ms": 420.0,
-    "acquire_mean_ms": 0.0371234, "db_mean_ms": 5.59412, "app_mean_ms": 1.0261,
+    "acquire_mean_ms": 0.0371234, "db_mean_ms": 5.59412, "app_mean_ms": 1.0261, "queue_mean_ms": 0.412,
+    "pool_wait_mean_ms": 0.0331234, "connect_mean_ms": 0.0, "sql_mean_ms": 4.91, "python_mean_ms": 1.12,
+    "gil_mean_ms": 0.57,
     "load_cores": 0.126, "server_cores": 0.4351234, "database_cores": 0.065, "warmup_s": 1.613,
     "pool_stats": {"total": {"workers": 2, "pool_size": 8, "requests_num": 3939, "requests_wait_ms": 124,
                              "connections_num": 8},
@@ -55,8 +57,26 @@ def rich_sweep(**kwargs) -> Sweep:
     """Sizes 4 and 8 (8 twice), each trial with a histogram, a timeline, the time split and the CPU."""
     trials = [
         {"pool_size": 4, "rps": 801.4567, "requests": 1334, **RICH},
-        {"pool_size": 8, "rps": 902.25, "requests": 1334, **RICH, "acquire_mean_ms": 0.02, "db_mean_ms": 7.5},
-        {"pool_size": 8, "rps": 880.5, "requests": 1334, **RICH, "acquire_mean_ms": 0.04, "db_mean_ms": 6.5},
+        {
+            "pool_size": 8,
+            "rps": 902.25,
+            "requests": 1334,
+            **RICH,
+            "acquire_mean_ms": 0.02,
+            "db_mean_ms": 7.5,
+            "pool_wait_mean_ms": 0.02,
+            "sql_mean_ms": 7.5,
+        },
+        {
+            "pool_size": 8,
+            "rps": 880.5,
+            "requests": 1334,
+            **RICH,
+            "acquire_mean_ms": 0.04,
+            "db_mean_ms": 6.5,
+            "pool_wait_mean_ms": 0.04,
+            "sql_mean_ms": 6.5,
+        },
         {"pool_size": 2, "rps": 0, "status": Trial.Status.ERROR, "p50": None, "p95": None, "p99": None},
     ]
     fields = {"best_size": 8, "best_rps": 891.375, "recommended_size": 8, "recommendation": "Size 8 won.",
@@ -98,14 +118,15 @@ def test_sweep_page_gives_the_answer_then_sizes_then_charts_and_bars(page, live_
     assert (float(spread.get_attribute("data-min")), float(spread.get_attribute("data-max"))) == (
         eight.rps_min, eight.rps_max)  # fmt: skip
     # The time split: one stacked bar per size, each part the median over the size's trials.
-    for part in ("acquire_mean_ms", "db_mean_ms", "app_mean_ms"):
+    for part in ("queue_mean_ms", "pool_wait_mean_ms", "connect_mean_ms", "sql_mean_ms", "python_mean_ms",
+                 "gil_mean_ms"):  # fmt: skip
         got = values(page, f'#chart-bars-time rect[data-part="{part}"]')
         assert got == [getattr(ok[0], part), median(getattr(t, part) for t in ok[1:])], part
     for part in ("load_cores", "server_cores", "database_cores"):
         assert values(page, f'#chart-bars-cpu rect[data-part="{part}"]') == [getattr(ok[0], part)] * 2, part
     # Stacked: the parts of a bar sit on top of each other, the whole bar as tall as their sum.
     bar = page.locator("#chart-bars-time g.pb-bar-group").first.locator("rect")
-    boxes = [bar.nth(i).bounding_box() for i in range(3)]
+    boxes = [bar.nth(i).bounding_box() for i in range(bar.count())]
     assert boxes[0]["y"] == pytest.approx(boxes[1]["y"] + boxes[1]["height"], abs=1.5)
     page.screenshot(path=str(ARTIFACTS / "admin-sweep-answer.png"), full_page=True)
 
@@ -238,8 +259,8 @@ def test_report_has_the_answer_and_the_same_bars_offline(page, tmp_path, transac
     assert "2 x 2 + 0 = 4 connections" in page.locator(".pb-reco").inner_text()
     ok = [t for t in sweep.trials.order_by("index") if t.status == Trial.Status.OK]
     prefix = f"#sweep{sweep.pk}-bars"
-    got = values(page, f'{prefix}-time rect[data-part="db_mean_ms"]')
-    assert got == [ok[0].db_mean_ms, median(t.db_mean_ms for t in ok[1:])]
+    got = values(page, f'{prefix}-time rect[data-part="sql_mean_ms"]')
+    assert got == [ok[0].sql_mean_ms, median(t.sql_mean_ms for t in ok[1:])]
     assert values(page, f'{prefix}-cpu rect[data-part="server_cores"]') == [ok[0].server_cores] * 2
     assert requests == []
     page.screenshot(path=str(ARTIFACTS / "report-bars.png"), full_page=True)

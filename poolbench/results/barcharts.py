@@ -26,11 +26,29 @@ class Part:
     color: str
 
 
+# The split inside the server (server/timing.py), in the order a request meets its parts; they add up to
+# its time in the server. Sweeps stored before the split was measured have only the older three parts.
 TIME_PARTS = [
+    Part("queue_mean_ms", "queued in the server", "#999999"),
+    Part("pool_wait_mean_ms", "waiting in the pool", "#D55E00"),
+    Part("connect_mean_ms", "opening connections", "#F0E442"),
+    Part("sql_mean_ms", "in the database", "#0072B2"),
+    Part("python_mean_ms", "running Python", "#009E73"),
+    Part("gil_mean_ms", "waiting for a CPU or the GIL", "#CC79A7"),
+]
+OLD_TIME_PARTS = [
     Part("acquire_mean_ms", "waiting for a connection", "#D55E00"),
     Part("db_mean_ms", "in the database", "#0072B2"),
     Part("app_mean_ms", "rest of the request", "#009E73"),
 ]
+
+
+def time_parts(trials: Sequence[Any]) -> list[Part]:
+    """The split's parts when any trial measured them, else the older three (rows from before it)."""
+    split = any(getattr(t, "pool_wait_mean_ms", None) is not None for t in trials)
+    return TIME_PARTS if split else OLD_TIME_PARTS
+
+
 CPU_PARTS = [
     Part("load_cores", "load generator", "#E69F00"),
     Part("server_cores", "server", "#0072B2"),
@@ -75,8 +93,9 @@ def bar_chart(
     title: str, unit: str, data: Sequence[Group], parts: Sequence[Part], *, stacked: bool, chart_id: str
 ) -> SafeString:
     """Stacked (parts on top of each other) or grouped (side by side) bars, one group per configuration."""
+    height = HEIGHT + LEGEND_ROW * (len(_legend_rows(parts)) - 1)
     head = (
-        f'<svg class="pb-bars" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'<svg class="pb-bars" id="{escape(chart_id)}" viewBox="0 0 {WIDTH} {height}" width="100%" '
         f'role="img" aria-label="{escape(title)}" font-family="system-ui, sans-serif" font-size="12">'
         f"<title>{escape(title)} ({escape(unit)})</title>"
         f'<text x="{LEFT}" y="20" font-size="14" font-weight="600" fill="#222">{escape(title)} '
@@ -139,15 +158,32 @@ def _y_axis(ymax: float, plot_h: float) -> list[str]:
     return out
 
 
-def _legend(parts: Sequence[Part]) -> str:
-    out = ['<g class="pb-legend">']
+LEGEND_ROW = 15  # px per legend row; a legend wider than the plot wraps onto more rows below it
+
+
+def _legend_rows(parts: Sequence[Part]) -> list[list[tuple[float, Part]]]:
+    """Each part's x, wrapped into rows that fit the chart's width."""
+    rows: list[list[tuple[float, Part]]] = [[]]
     x = float(LEFT)
     for p in parts:
-        out.append(
-            f'<rect x="{x:.0f}" y="{HEIGHT - 16}" width="10" height="10" fill="{p.color}"/>'
-            f'<text x="{x + 14:.0f}" y="{HEIGHT - 7}" fill="#333">{escape(p.label)}</text>'
-        )
-        x += 24 + 6.5 * len(p.label)
+        width = 24 + 6.5 * len(p.label)
+        if rows[-1] and x + width > WIDTH - RIGHT:
+            rows.append([])
+            x = float(LEFT)
+        rows[-1].append((x, p))
+        x += width
+    return rows
+
+
+def _legend(parts: Sequence[Part]) -> str:
+    out = ['<g class="pb-legend">']
+    for i, row in enumerate(_legend_rows(parts)):
+        y = HEIGHT - 16 + i * LEGEND_ROW
+        for x, p in row:
+            out.append(
+                f'<rect x="{x:.0f}" y="{y}" width="10" height="10" fill="{p.color}"/>'
+                f'<text x="{x + 14:.0f}" y="{y + 9}" fill="#333">{escape(p.label)}</text>'
+            )
     out.append("</g>")
     return "".join(out)
 
@@ -160,10 +196,11 @@ def _num(v: float) -> str:
 
 def sweep_bars(trials: Sequence[Any], prefix: str = "bars") -> list[SafeString]:
     """The two bar charts of a sweep page: the time split and the CPU of each party."""
+    parts = time_parts(trials)
     return [
         bar_chart(
-            "Where the time goes, in the server", "ms per request, mean", groups(trials, TIME_PARTS),
-            TIME_PARTS, stacked=True, chart_id=f"{prefix}-time",
+            "Where the time goes, in the server", "ms per request, mean", groups(trials, parts),
+            parts, stacked=True, chart_id=f"{prefix}-time",
         ),
         bar_chart(
             "CPU of each party", "cores, mean in the window", groups(trials, CPU_PARTS), CPU_PARTS,

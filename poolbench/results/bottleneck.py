@@ -141,13 +141,16 @@ def pool_clause(summaries: Sequence[analysis.SizeSummary], tolerance: float) -> 
     low, high = min(sized, key=lambda s: s.rps), max(sized, key=lambda s: s.rps)
     sizes = f"pool sizes {', '.join(str(s.size) for s in sized)}"
     spread = high.rps / low.rps - 1 if low.rps else float("inf")
-    verdicts = decision.decide(sized, tolerance).verdicts or {}
+    decided = decision.decide(sized, tolerance)
+    verdicts = decided.verdicts or {}
     slower = [v for v in verdicts.values() if v.slower]
     if not slower:
-        noise = decision.noise_text(list(verdicts.values()))
+        others = [v for v in verdicts.values() if v.size != decided.best]
+        paired = any(v.rps is not None and v.rps.low is not None for v in others)
+        noise = f"noise {decision.noise_text(others)}" if paired else "one pass per size, so no interval"
         return False, (
             f"{sizes} were not significantly apart ({low.rps:,.0f}-{high.rps:,.0f} req/s, medians "
-            f"{spread:.0%} apart, noise {noise}, tolerance {tolerance:.0%}): the pool size does not matter "
+            f"{spread:.0%} apart, {noise}, tolerance {tolerance:.0%}): the pool size does not matter "
             "for this site"
         )
     worst = min(slower, key=lambda v: v.rps.point if v.rps else 1.0)

@@ -170,6 +170,10 @@ def test_pool_clause_judges_by_the_recommendations_rule_not_single_medians():
     matters, text = pool_clause(by_size(noisy), 0.05)
     assert matters is False
     assert "not significantly apart" in text and "the pool size does not matter" in text
+    assert "noise +-" in text
+    # One pass per size: no interval to quote, and the line says so rather than "noise +-0.0%".
+    matters, text = pool_clause(by_size(_passes(4, [100], 1) + _passes(8, [102], 2)), 0.05)
+    assert matters is False and "one pass per size, so no interval" in text and "+-0" not in text
     # The same medians, size 4 below size 8 in every pass by 20-25%: significantly slower.
     steady = _passes(4, [100, 104, 98, 101, 99], 1) + _passes(8, [128, 131, 126, 130, 127], 6)
     matters, text = pool_clause(by_size(steady), 0.05)
