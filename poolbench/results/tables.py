@@ -294,9 +294,16 @@ def saturation_lines(trials: Sequence[Trial]) -> list[str]:
         f"HOST CPU SATURATED in trial(s) {', '.join(str(t.index) for t in saturated)}; "
         "their figures understate the server:"
     ]
+    # Each trial's figures on a line of its own; what they mean and what to do (the same for every
+    # trial: the stored reason's tail) once, after them.
+    advice: list[str] = []
     for t in saturated:
-        lines += [f"  trial {t.index}: {reason}" for reason in (t.cpu or {}).get("host_saturated", [])]
-    return lines
+        for reason in (t.cpu or {}).get("host_saturated", []):
+            figures, sep, tail = reason.partition(", at or above ")
+            lines.append(f"  trial {t.index}: {figures}")
+            if sep and f"At or above {tail}" not in advice:
+                advice.append(f"At or above {tail}")
+    return lines + [f"  {a}" for a in advice]
 
 
 def full_report(sweep: Sweep, trials: Sequence[Trial]) -> list[str]:
