@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -43,6 +44,25 @@ def _fine_ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.2g}" if value < 10 else f"{value:,.0f}"
+
+
+class PageContextMixin:
+    """A change page with poolbench's own sections: ``page_context(obj)`` adds them to the context."""
+
+    def page_context(self, obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        if obj is not None:
+            extra_context = {**(extra_context or {}), **self.page_context(obj)}
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
 
 
 class TrialColumns:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
@@ -16,7 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from poolbench.admin.common import TRIAL_COLUMNS, ReadOnlyMixin, TrialColumns, _ms
+from poolbench.admin.common import TRIAL_COLUMNS, PageContextMixin, ReadOnlyMixin, TrialColumns, _ms
 from poolbench.models import SizeSummary, Sweep, Trial
 from poolbench.results import export, stale
 from poolbench.results.tables import vs_best_cell
@@ -112,7 +111,7 @@ class TrialInline(ReadOnlyMixin, TrialColumns, admin.TabularInline):
 
 
 @admin.register(Sweep)
-class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class SweepAdmin(PageContextMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "when", "target_display", "sizes_display", "status_display", "recommended", "best_display",
         "bottleneck_display", "trial_count",
@@ -230,17 +229,8 @@ class SweepAdmin(ReadOnlyMixin, admin.ModelAdmin):
         ]
         return extra + super().get_urls()
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        sweep = self.get_object(request, unquote(object_id))
-        if sweep is not None:
-            extra_context = {**(extra_context or {}), **export.sweep_context(sweep)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def page_context(self, sweep: Any) -> dict[str, Any]:
+        return export.sweep_context(sweep)
 
     def compare_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):

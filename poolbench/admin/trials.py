@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from poolbench.admin.common import TRIAL_COLUMNS, ReadOnlyMixin, TrialColumns
+from poolbench.admin.common import TRIAL_COLUMNS, PageContextMixin, ReadOnlyMixin, TrialColumns
 from poolbench.models import Trial
 from poolbench.results import pages
 
 
 @admin.register(Trial)
-class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
+class TrialAdmin(PageContextMixin, ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
     list_display = ("__str__", "sweep_link", *TRIAL_COLUMNS[2:])
     list_filter = ("status", "mode", "sweep__vendor", "load_bound", "workers", "threads")
     search_fields = ("error_text", "sweep__target", "sweep__alias")
@@ -36,17 +35,8 @@ class TrialAdmin(ReadOnlyMixin, TrialColumns, admin.ModelAdmin):
         )}),
     )  # fmt: skip
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        trial = self.get_object(request, unquote(object_id))
-        if trial is not None:
-            extra_context = {**(extra_context or {}), **pages.trial_context(trial)}
-        return super().change_view(request, object_id, form_url, extra_context)
+    def page_context(self, trial: Any) -> dict[str, Any]:
+        return pages.trial_context(trial)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Trial._meta.fields]
