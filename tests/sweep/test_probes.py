@@ -67,7 +67,9 @@ def test_db_probe_calibrates_to_the_asked_time(alias):
         pid = probes.server_pid(conn, target.vendor)
         with conn.cursor() as cur:
             sql = probes.DB_WORK_SQL[target.vendor]
-            double = probes.measure_cpu(cur, sql, found["units"] * 2, pid)
+            # The least of three runs: CPU time read under load only ever grows (cache and frequency
+            # contention from other work; one CI run read 2.56x), never shrinks below the work's own.
+            double = min(probes.measure_cpu(cur, sql, found["units"] * 2, pid) for _ in range(3))
             wall = probes.measure(cur, sql, found["units"])
     finally:
         conn.close()
