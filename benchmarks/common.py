@@ -7,8 +7,10 @@ fresh clone with the venv needs nothing else. ``--database-url postgres://...`` 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,9 +19,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def scratch_dir() -> Path:
+    """A private temporary directory for a benchmark's results database, removed when the script exits
+    (each run left one behind in $TMPDIR before)."""
+    scratch = Path(tempfile.mkdtemp(prefix="poolbench-bench-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
+
+
 def setup_django(database_url: str | None) -> Path:
     """Configure the demo project with a results database of its own; return the scratch directory."""
-    scratch = Path(tempfile.mkdtemp(prefix="poolbench-bench-"))
+    scratch = scratch_dir()
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
     os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"

@@ -19,12 +19,11 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from common import ROOT, machine
+from common import ROOT, machine, scratch_dir
 
 RECOMMENDED = re.compile(r"^Recommended pool size: (\d+)\. (.*)$", re.M)
 
@@ -72,7 +71,7 @@ def main() -> None:
     p.add_argument("extra", nargs="*", help="More `manage.py poolbench` options (default: none).")
     args = p.parse_args()
     print(machine())
-    scratch = Path(tempfile.mkdtemp(prefix="poolbench-bench-"))
+    scratch = scratch_dir()
     results = scratch / "results.sqlite3"
     answers: list[int | None] = []
     walls: list[float] = []
@@ -102,8 +101,6 @@ def main() -> None:
                 f"  size {size:>4}: median {mid:,.0f}, min {min(values):,.0f}, max {max(values):,.0f} "
                 f"(spread {spread:.0f}% of the median, {len(values)} trials)"
             )
-    results.unlink(missing_ok=True)
-    scratch.rmdir()
 
 
 if __name__ == "__main__":
